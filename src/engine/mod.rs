@@ -1,0 +1,296 @@
+//! The engine: the one owner of sources' feeders, compiled plans and slots, and
+//! the single tick path.
+//!
+//! [`Engine::tick`] runs one batch time `t`, in order: seal every source's batch
+//! (rows received in `(t - T, t]`), compute derived streams in creation order
+//! (which is dependency order: a stream can only read what existed before it),
+//! then run every query on its inputs and emit its result batch. The system
+//! clock's timer and `POST /clock/advance` both go through [`Engine::tick`], and
+//! one task ([`run`]) owns the engine, so ticks never interleave with each other
+//! or with catalog changes.
+//!
+//! Missed ticks: when a tick takes longer than T, the next batch times are run
+//! one after another as soon as possible, in order — none is skipped or merged,
+//! as Spark queues late batches; the scheduling delay metric shows the lag.
+
+pub mod registry;
+mod statements;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, Stopwatch};
+use crate::exec::{BatchClock, CompiledPlan, Slot};
+use crate::sink::json::write_rows;
+use crate::sink::{ResultBatch, Retention};
+use crate::source::{Source, SourceHandle, SourceLimits};
+use crate::sql::dialect::SqlError;
+use crate::sql::planner::Readable;
+use crate::time::BatchTime;
+pub use registry::{BatchMetrics, QueryInfo, QueryKind, QueryStatus, Registry};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Default parallelism of a query (default: the cores available).
+    pub parallelism: usize,
+    /// Results kept per query.
+    pub retention: Retention,
+    pub source_limits: SourceLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            retention: Retention::default(),
+            source_limits: SourceLimits::default(),
+        }
+    }
+}
+
+struct SourceEntry {
+    handle: Arc<SourceHandle>,
+    feeder: Box<dyn Source>,
+    task: Option<JoinHandle<()>>,
+    slot: Arc<Slot>,
+}
+
+impl Drop for SourceEntry {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A compiled query or stream.
+struct Runner {
+    info: Arc<QueryInfo>,
+    plan: CompiledPlan,
+    /// Streams write their output here for the queries that read them.
+    slot: Option<Arc<Slot>>,
+}
+
+/// A failed statement: which one (1-based), why, and what was applied before it.
+#[derive(Debug)]
+pub struct StatementFailure {
+    pub index: usize,
+    pub error: SqlError,
+    pub applied: Vec<Value>,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    clock: Clock,
+    registry: Arc<Registry>,
+    batch_clock: BatchClock,
+    sources: Vec<SourceEntry>,
+    streams: Vec<Runner>,
+    queries: Vec<Runner>,
+    /// Counter for names of unnamed queries (`query_1`, ...).
+    unnamed: u64,
+    last_tick: Option<BatchTime>,
+}
+
+impl Engine {
+    pub fn new(clock: Clock, config: EngineConfig) -> Engine {
+        Engine {
+            registry: Arc::new(Registry::new(clock.clone())),
+            config,
+            clock,
+            batch_clock: BatchClock::default(),
+            sources: Vec::new(),
+            streams: Vec::new(),
+            queries: Vec::new(),
+            unnamed: 0,
+            last_tick: None,
+        }
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The tables queries can read: sources and streams.
+    fn readable(&self) -> BTreeMap<String, Readable> {
+        let mut tables = BTreeMap::new();
+        for s in &self.sources {
+            tables.insert(
+                s.handle.name().to_string(),
+                Readable { schema: s.handle.schema().clone(), slot: Arc::clone(&s.slot) },
+            );
+        }
+        for s in &self.streams {
+            if let Some(slot) = &s.slot {
+                tables.insert(s.info.name.clone(), Readable { schema: s.info.schema.clone(), slot: Arc::clone(slot) });
+            }
+        }
+        tables
+    }
+
+    /// Runs batch `t`. `t` must be later than the last batch run.
+    pub async fn tick(&mut self, t: BatchTime) {
+        if self.last_tick.is_some_and(|last| t <= last) {
+            tracing::warn!(batch_time = t.millis(), "tick for a batch time already run; ignored");
+            return;
+        }
+        let delay = if self.clock.is_manual() { 0 } else { (self.clock.now_ms() - t.millis()).max(0) };
+        self.batch_clock.set(t.millis());
+        let mut rows: BTreeMap<String, usize> = BTreeMap::new();
+        for s in &mut self.sources {
+            let pulled = s.feeder.on_seal(t, &s.handle);
+            let batch = s.handle.seal(t, pulled);
+            rows.insert(s.handle.name().to_string(), batch.rows);
+            s.slot.set(batch.chunks);
+        }
+        for stream in &self.streams {
+            let out = run_one(stream, t, delay, &rows).await;
+            let n: usize = out.iter().map(|b| b.num_rows()).sum();
+            rows.insert(stream.info.name.clone(), n);
+            if let Some(slot) = &stream.slot {
+                slot.set(out);
+            }
+        }
+        for query in &self.queries {
+            let out = run_one(query, t, delay, &rows).await;
+            drop(out);
+        }
+        for s in &self.sources {
+            s.slot.clear();
+        }
+        for s in &self.streams {
+            if let Some(slot) = &s.slot {
+                slot.clear();
+            }
+        }
+        self.last_tick = Some(t);
+        self.registry.set_last_batch(t);
+        self.clock.set_ran(t);
+    }
+
+    /// The next batch time of the manual clock.
+    pub fn next_manual_batch(&self) -> BatchTime {
+        BatchTime(self.clock.now_ms()).next(self.clock.interval())
+    }
+}
+
+/// Runs one query or stream for batch `t`; emits results for queries. Returns the
+/// output (empty for a failed or not yet started one).
+async fn run_one(
+    runner: &Runner,
+    t: BatchTime,
+    delay: i64,
+    rows: &BTreeMap<String, usize>,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    let info = &runner.info;
+    if !info.is_running() || t <= info.zero_time {
+        return Vec::new();
+    }
+    let input_rows: usize = info.inputs.iter().filter_map(|i| rows.get(i)).sum();
+    let watch = Stopwatch::start();
+    let out = match runner.plan.run(input_rows).await {
+        Ok(out) => out,
+        Err(e) => {
+            info.fail(crate::sql::planner::user_error(e).message, t);
+            return Vec::new();
+        }
+    };
+    let output_rows = out.iter().map(|b| b.num_rows()).sum();
+    if info.kind != QueryKind::Stream {
+        let mut json = Vec::with_capacity(64 + output_rows * 32);
+        json.extend_from_slice(format!("{{\"batch_time\":{},\"rows\":", t.millis()).as_bytes());
+        write_rows(&out, &mut json);
+        json.push(b'}');
+        info.results.push(ResultBatch { batch_time: t, rows: output_rows, json: json.into() });
+    }
+    info.record(BatchMetrics {
+        batch_time: t.millis(),
+        input_rows,
+        output_rows,
+        processing_us: watch.elapsed_us(),
+        scheduling_delay_ms: delay,
+    });
+    out
+}
+
+/// A request to the engine task.
+pub enum Command {
+    Sql { text: String, reply: oneshot::Sender<Result<Vec<Value>, StatementFailure>> },
+    /// Manual clock: run `batches` batches now.
+    Advance { batches: u32, reply: oneshot::Sender<Vec<i64>> },
+}
+
+/// How the rest of the server talks to the engine task.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+    pub registry: Arc<Registry>,
+}
+
+/// The engine task has stopped (the server is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineStopped;
+
+impl EngineHandle {
+    pub async fn sql(&self, text: String) -> Result<Result<Vec<Value>, StatementFailure>, EngineStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Sql { text, reply }).await.map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+
+    pub async fn advance(&self, batches: u32) -> Result<Vec<i64>, EngineStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Advance { batches, reply }).await.map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+}
+
+/// Starts the engine task: it owns `engine`, runs the system clock's ticks (if
+/// any) and serves commands, one at a time.
+pub fn spawn(engine: Engine) -> (EngineHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(64);
+    let handle = EngineHandle { tx, registry: engine.registry() };
+    let task = tokio::spawn(run(engine, rx));
+    (handle, task)
+}
+
+async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Command>) {
+    let interval = engine.clock.interval();
+    let system = !engine.clock.is_manual();
+    let mut next = BatchTime::containing(engine.clock.now_ms(), interval);
+    loop {
+        let due = engine.clock.instant_of(next);
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(due), if system => {
+                engine.tick(next).await;
+                next = next.next(interval);
+            }
+            command = rx.recv() => match command {
+                None => break,
+                Some(Command::Sql { text, reply }) => {
+                    let _ = reply.send(engine.execute(&text).await);
+                }
+                Some(Command::Advance { batches, reply }) => {
+                    let mut times = Vec::with_capacity(batches as usize);
+                    for _ in 0..batches {
+                        let t = engine.next_manual_batch();
+                        engine.tick(t).await;
+                        times.push(t.millis());
+                    }
+                    let _ = reply.send(times);
+                }
+            }
+        }
+    }
+}

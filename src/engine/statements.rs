@@ -1,0 +1,315 @@
+//! Applying parsed statements to the engine: the catalog side of the engine.
+//!
+//! A request is parsed in full first (a syntax error anywhere applies nothing);
+//! then statements are applied in order and the first failure stops the rest.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use serde_json::{json, Value};
+
+use super::registry::{read, write};
+use super::{Engine, QueryInfo, QueryKind, Runner, SourceEntry, StatementFailure};
+use crate::exec::Slot;
+use crate::sink::{ResultStore, Retention};
+use crate::source::decode::Decoder;
+use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
+use crate::sql::dialect::{self, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError, Statement, Window};
+use crate::sql::planner::{self, Compiled};
+
+/// Highest parallelism a query may ask for.
+const MAX_PARALLELISM: usize = 256;
+
+impl Engine {
+    /// Runs every statement of `text`; see the module docs for what is applied.
+    pub async fn execute(&mut self, text: &str) -> Result<Vec<Value>, StatementFailure> {
+        let parsed = dialect::parse(text).map_err(|error| StatementFailure { index: 1, error, applied: Vec::new() })?;
+        let mut applied = Vec::with_capacity(parsed.len());
+        for (i, statement) in parsed.into_iter().enumerate() {
+            match self.apply(statement).await {
+                Ok(result) => applied.push(result),
+                Err(error) => return Err(StatementFailure { index: i + 1, error, applied }),
+            }
+        }
+        Ok(applied)
+    }
+
+    async fn apply(&mut self, parsed: Parsed) -> Result<Value, SqlError> {
+        let at = parsed.at;
+        let result = match parsed.statement {
+            Statement::CreateSource(create) => self.create_source(create, parsed.sql),
+            Statement::CreateStream { name, body } => self.create_stream(name, body, parsed.sql).await,
+            Statement::CreateQuery { name, options, body } => self.create_query(name, options, body, parsed.sql).await,
+            Statement::Drop { kind, name, if_exists } => self.drop_object(kind, name, if_exists),
+            Statement::Show(kind) => Ok(self.show(kind)),
+            Statement::Explain(body) => self.explain(body).await,
+        };
+        result.map_err(|e| e.or_at(at))
+    }
+
+    /// Which kind of object holds `name`, if any (one namespace for all).
+    fn kind_of(&self, name: &str) -> Option<ObjectKind> {
+        if self.sources.iter().any(|s| s.handle.name() == name) {
+            Some(ObjectKind::Source)
+        } else if self.streams.iter().any(|s| s.info.name == name) {
+            Some(ObjectKind::Stream)
+        } else if self.queries.iter().any(|s| s.info.name == name) {
+            Some(ObjectKind::Query)
+        } else {
+            None
+        }
+    }
+
+    fn ensure_free(&self, name: &Name) -> Result<(), SqlError> {
+        match self.kind_of(&name.value) {
+            Some(kind) => Err(SqlError::at(
+                format!("a {} named '{}' already exists; DROP it first or choose another name", kind.name(), name.value),
+                name.at,
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn create_source(&mut self, create: CreateSource, sql: String) -> Result<Value, SqlError> {
+        self.ensure_free(&create.name)?;
+        let fields: Vec<Field> =
+            create.columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable)).collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        Decoder::new(schema.clone(), create.format).map_err(|m| SqlError::at(m, create.name.at))?;
+        let kind = match create.from {
+            SourceFrom::Tcp { addr } => SourceKind::Tcp { addr },
+            SourceFrom::Http => SourceKind::Http,
+            SourceFrom::Generator => SourceKind::Generator,
+        };
+        if kind != SourceKind::Generator {
+            if let Some((key, _)) = create.options.first() {
+                return Err(SqlError::at(
+                    format!("unknown option '{key}' for a {} source; it takes no options", kind.name().to_uppercase()),
+                    create.name.at,
+                ));
+            }
+        }
+        let spec = SourceSpec {
+            name: create.name.value.clone(),
+            schema,
+            kind,
+            format: create.format,
+            options: create.options.into_iter().collect(),
+            sql,
+        };
+        let mut feeder = source::build(&spec, self.clock.zero_time()).map_err(|m| SqlError::at(m, create.name.at))?;
+        let handle = Arc::new(SourceHandle::new(spec, self.clock.clone(), self.config.source_limits));
+        let task = feeder.start(Arc::clone(&handle));
+        write(&self.registry.sources).insert(handle.name().to_string(), Arc::clone(&handle));
+        let result = json!({
+            "statement": "CREATE SOURCE",
+            "name": handle.name(),
+            "kind": handle.spec.kind.name(),
+            "format": handle.spec.format.name(),
+        });
+        self.sources.push(SourceEntry { handle, feeder, task, slot: Arc::new(Slot::default()) });
+        Ok(result)
+    }
+
+    async fn compile(&self, body: &QueryBody, parallelism: usize) -> Result<Compiled, SqlError> {
+        planner::compile(&body.query, &self.readable(), parallelism, &self.batch_clock).await
+    }
+
+    async fn create_stream(&mut self, name: Name, body: QueryBody, sql: String) -> Result<Value, SqlError> {
+        self.ensure_free(&name)?;
+        let compiled = self.compile(&body, self.config.parallelism).await?;
+        let info = Arc::new(QueryInfo::new(
+            name.value.clone(),
+            sql,
+            QueryKind::Stream,
+            compiled.plan.schema.clone(),
+            self.clock.zero_time(),
+            self.config.parallelism,
+            compiled.inputs,
+            ResultStore::new(Retention { max_batches: 1, max_bytes: 0 }),
+        ));
+        write(&self.registry.streams).insert(info.name.clone(), Arc::clone(&info));
+        let result = json!({"statement": "CREATE STREAM", "name": info.name, "schema": schema_json(&info.schema)});
+        self.streams.push(Runner { info, plan: compiled.plan, slot: Some(Arc::new(Slot::default())) });
+        Ok(result)
+    }
+
+    async fn create_query(
+        &mut self,
+        name: Option<Name>,
+        options: Vec<(String, String)>,
+        body: QueryBody,
+        sql: String,
+    ) -> Result<Value, SqlError> {
+        if let Some(name) = &name {
+            self.ensure_free(name)?;
+        }
+        let parallelism = query_parallelism(&options, self.config.parallelism)?;
+        if let Some(w) = body.window {
+            let what = match w.window {
+                Window::Sliding { .. } => "WINDOW SLIDING",
+                Window::Tumbling { .. } => "WINDOW TUMBLING",
+                Window::Cumulative { .. } => "WINDOW CUMULATIVE",
+            };
+            return Err(SqlError::at(
+                format!("{what} is not supported yet in this version of sluice; per-batch queries (no WINDOW clause) are"),
+                w.at,
+            ));
+        }
+        let compiled = self.compile(&body, parallelism).await?;
+        let name = match name {
+            Some(n) => n.value,
+            None => self.generated_name(),
+        };
+        let info = Arc::new(QueryInfo::new(
+            name,
+            sql,
+            QueryKind::PerBatch,
+            compiled.plan.schema.clone(),
+            self.clock.zero_time(),
+            parallelism,
+            compiled.inputs,
+            ResultStore::new(self.config.retention),
+        ));
+        write(&self.registry.queries).insert(info.name.clone(), Arc::clone(&info));
+        let result = json!({
+            "statement": "CREATE QUERY",
+            "name": info.name,
+            "kind": info.kind.name(),
+            "schema": schema_json(&info.schema),
+        });
+        self.queries.push(Runner { info, plan: compiled.plan, slot: None });
+        Ok(result)
+    }
+
+    fn generated_name(&mut self) -> String {
+        loop {
+            self.unnamed += 1;
+            let name = format!("query_{}", self.unnamed);
+            if self.kind_of(&name).is_none() {
+                return name;
+            }
+        }
+    }
+
+    fn drop_object(&mut self, kind: ObjectKind, name: Name, if_exists: bool) -> Result<Value, SqlError> {
+        let found = self.kind_of(&name.value);
+        let done = json!({"statement": format!("DROP {}", kind.name().to_uppercase()), "name": name.value, "dropped": found == Some(kind)});
+        match found {
+            None if if_exists => return Ok(done),
+            None => {
+                return Err(SqlError::at(format!("unknown {} '{}'", kind.name(), name.value), name.at));
+            }
+            Some(other) if other != kind => {
+                return Err(SqlError::at(
+                    format!("'{}' is a {}, not a {}; use DROP {}", name.value, other.name(), kind.name(), other.name().to_uppercase()),
+                    name.at,
+                ));
+            }
+            Some(_) => {}
+        }
+        if kind != ObjectKind::Query {
+            let readers: Vec<String> = self
+                .streams
+                .iter()
+                .chain(&self.queries)
+                .filter(|r| r.info.inputs.contains(&name.value))
+                .map(|r| format!("{} '{}'", if r.info.kind == QueryKind::Stream { "stream" } else { "query" }, r.info.name))
+                .collect();
+            if !readers.is_empty() {
+                return Err(SqlError::at(
+                    format!("cannot drop {} '{}': it is read by {}; drop those first", kind.name(), name.value, readers.join(", ")),
+                    name.at,
+                ));
+            }
+        }
+        match kind {
+            ObjectKind::Source => {
+                self.sources.retain(|s| s.handle.name() != name.value);
+                write(&self.registry.sources).remove(&name.value);
+            }
+            ObjectKind::Stream => {
+                self.streams.retain(|s| s.info.name != name.value);
+                write(&self.registry.streams).remove(&name.value);
+            }
+            ObjectKind::Query => {
+                self.queries.retain(|s| s.info.name != name.value);
+                write(&self.registry.queries).remove(&name.value);
+            }
+        }
+        Ok(done)
+    }
+
+    fn show(&self, kind: ObjectKind) -> Value {
+        let rows: Vec<Value> = match kind {
+            ObjectKind::Source => read(&self.registry.sources)
+                .values()
+                .map(|s| {
+                    json!({
+                        "name": s.name(),
+                        "kind": s.spec.kind.name(),
+                        "format": s.spec.format.name(),
+                        "schema": schema_json(s.schema()),
+                        "status": s.status(),
+                    })
+                })
+                .collect(),
+            ObjectKind::Stream => read(&self.registry.streams).values().map(|q| query_row(q)).collect(),
+            ObjectKind::Query => read(&self.registry.queries).values().map(|q| query_row(q)).collect(),
+        };
+        let what = match kind {
+            ObjectKind::Source => "SOURCES",
+            ObjectKind::Stream => "STREAMS",
+            ObjectKind::Query => "QUERIES",
+        };
+        json!({"statement": format!("SHOW {what}"), "rows": rows})
+    }
+
+    async fn explain(&self, body: QueryBody) -> Result<Value, SqlError> {
+        let compiled = self.compile(&body, self.config.parallelism).await?;
+        Ok(json!({
+            "statement": "EXPLAIN",
+            "schema": schema_json(&compiled.plan.schema),
+            "plan": planner::explain(&compiled),
+        }))
+    }
+}
+
+fn query_row(q: &QueryInfo) -> Value {
+    json!({
+        "name": q.name,
+        "kind": q.kind.name(),
+        "sql": q.sql,
+        "status": q.status(),
+        "inputs": q.inputs,
+    })
+}
+
+/// `[{"name": ..., "type": ..., "nullable": ...}]`
+pub fn schema_json(schema: &Schema) -> Value {
+    Value::Array(
+        schema
+            .fields()
+            .iter()
+            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+            .collect(),
+    )
+}
+
+fn query_parallelism(options: &[(String, String)], default: usize) -> Result<usize, SqlError> {
+    let options: BTreeMap<&str, &str> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for key in options.keys() {
+        if *key != "parallelism" {
+            return Err(SqlError::new(format!("unknown query option '{key}'; known options: parallelism")));
+        }
+    }
+    match options.get("parallelism") {
+        None => Ok(default.max(1)),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PARALLELISM).contains(n))
+            .ok_or_else(|| SqlError::new(format!("parallelism = '{v}' must be a whole number from 1 to {MAX_PARALLELISM}"))),
+    }
+}

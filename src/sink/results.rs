@@ -1,0 +1,153 @@
+//! The result store of one query: the last emitted batches (bounded by count and
+//! by bytes) for polling, and a broadcast for live subscribers.
+//!
+//! Each batch is rendered to JSON once, by the engine; polls and subscribers share
+//! the bytes. A subscriber that falls behind the broadcast is told it lagged and
+//! resumes from the oldest retained batch; it never blocks the engine.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::source::lock;
+use crate::time::BatchTime;
+
+/// One emitted result batch.
+#[derive(Debug, Clone)]
+pub struct ResultBatch {
+    pub batch_time: BatchTime,
+    pub rows: usize,
+    /// `{"batch_time": ms, ["window_start": ms, "window_end": ms,] "rows": [...]}`
+    pub json: Bytes,
+}
+
+/// How much a store keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Batches kept for polling and replay (default 100).
+    pub max_batches: usize,
+    /// Bytes of JSON kept (default 16 MiB); the newest batch is always kept.
+    pub max_bytes: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_batches: 100, max_bytes: 16 << 20 }
+    }
+}
+
+/// Messages a live subscriber can lag behind before it is told so.
+const BROADCAST_CAPACITY: usize = 64;
+
+pub struct ResultStore {
+    retention: Retention,
+    inner: Mutex<Retained>,
+    live: broadcast::Sender<Arc<ResultBatch>>,
+}
+
+#[derive(Default)]
+struct Retained {
+    batches: VecDeque<Arc<ResultBatch>>,
+    bytes: usize,
+}
+
+impl ResultStore {
+    pub fn new(retention: Retention) -> ResultStore {
+        let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
+        ResultStore { retention, inner: Mutex::new(Retained::default()), live }
+    }
+
+    /// Keeps `batch` and sends it to subscribers.
+    pub fn push(&self, batch: ResultBatch) {
+        let batch = Arc::new(batch);
+        {
+            let mut r = lock(&self.inner);
+            r.bytes += batch.json.len();
+            r.batches.push_back(Arc::clone(&batch));
+            while r.batches.len() > self.retention.max_batches
+                || (r.bytes > self.retention.max_bytes && r.batches.len() > 1)
+            {
+                if let Some(old) = r.batches.pop_front() {
+                    r.bytes -= old.json.len();
+                }
+            }
+        }
+        // No subscribers is not an error.
+        let _ = self.live.send(batch);
+    }
+
+    /// Retained batches with time > `after` (all if None), oldest first, at most `limit`.
+    pub fn after(&self, after: Option<BatchTime>, limit: usize) -> Vec<Arc<ResultBatch>> {
+        let r = lock(&self.inner);
+        r.batches
+            .iter()
+            .filter(|b| after.is_none_or(|a| b.batch_time > a))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    pub fn latest(&self) -> Option<Arc<ResultBatch>> {
+        lock(&self.inner).batches.back().cloned()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ResultBatch>> {
+        self.live.subscribe()
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    /// (batches, bytes) retained.
+    pub fn retained(&self) -> (usize, usize) {
+        let r = lock(&self.inner);
+        (r.batches.len(), r.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(t: i64, bytes: usize) -> ResultBatch {
+        ResultBatch { batch_time: BatchTime(t), rows: 0, json: Bytes::from(vec![b' '; bytes]) }
+    }
+
+    fn times(v: &[Arc<ResultBatch>]) -> Vec<i64> {
+        v.iter().map(|b| b.batch_time.0).collect()
+    }
+
+    #[test]
+    fn keeps_the_last_n_batches() {
+        let store = ResultStore::new(Retention { max_batches: 2, max_bytes: 1000 });
+        for t in 1..=3 {
+            store.push(batch(t * 1000, 10));
+        }
+        assert_eq!(times(&store.after(None, 10)), [2000, 3000]);
+        assert_eq!(times(&store.after(Some(BatchTime(2000)), 10)), [3000]);
+        assert_eq!(times(&store.after(None, 1)), [2000]);
+        assert_eq!(store.retained(), (2, 20));
+    }
+
+    #[test]
+    fn byte_cap_keeps_at_least_the_newest() {
+        let store = ResultStore::new(Retention { max_batches: 10, max_bytes: 25 });
+        store.push(batch(1000, 10));
+        store.push(batch(2000, 10));
+        store.push(batch(3000, 10));
+        assert_eq!(times(&store.after(None, 10)), [2000, 3000]);
+        store.push(batch(4000, 100));
+        assert_eq!(times(&store.after(None, 10)), [4000]);
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_pushed_batches() {
+        let store = ResultStore::new(Retention::default());
+        let mut rx = store.subscribe();
+        store.push(batch(1000, 1));
+        assert_eq!(rx.recv().await.unwrap().batch_time, BatchTime(1000));
+    }
+}

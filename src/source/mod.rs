@@ -1,0 +1,334 @@
+//! Receivers: the sources of data. Each declared source is a [`SourceHandle`]
+//! (shared by its receiver, the engine and the HTTP API) plus a [`Source`] that
+//! feeds it, in one of the two ways Spark Streaming has:
+//!
+//! - **push** (Spark's receivers): [`Source::start`] spawns a task that reads from
+//!   the outside world, decodes records and calls [`SourceHandle::deliver`]. TCP.
+//!   HTTP ingest is push too, with no task: the API calls [`SourceHandle::ingest`].
+//! - **pull** (Spark's `InputDStream.compute(time)`): [`Source::on_seal`] is called
+//!   by the engine for every batch time and returns that batch's rows. The
+//!   generator, so that its output depends on batch times only (and tests are exact).
+//!
+//! Framing ([`framing`]) and decoding ([`decode`]) are pure and shared by all kinds.
+//! How to add a kind: docs/architecture.md, "Adding a source".
+
+pub mod decode;
+pub mod framing;
+pub mod generator;
+pub mod tcp;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::batcher::{Batcher, MicroBatch};
+use crate::clock::Clock;
+use crate::time::BatchTime;
+use decode::{Decoder, Format, RecordError};
+use framing::{Frame, LineFramer};
+
+/// Where a source's data comes from, as declared in `CREATE SOURCE ... FROM <kind>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A TCP client of `addr` (`host:port`), as Spark's `socketTextStream`.
+    Tcp { addr: String },
+    /// Rows POSTed to `/sources/{name}`.
+    Http,
+    /// Built-in demo data.
+    Generator,
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Tcp { .. } => "tcp",
+            SourceKind::Http => "http",
+            SourceKind::Generator => "generator",
+        }
+    }
+}
+
+/// A validated `CREATE SOURCE`.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub kind: SourceKind,
+    pub format: Format,
+    /// `WITH (key = 'value', ...)`, keys lower-case.
+    pub options: BTreeMap<String, String>,
+    /// The statement as the user wrote it.
+    pub sql: String,
+}
+
+/// Limits that apply to every source.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceLimits {
+    /// Longest record in bytes; a longer one is a bad record (default 1 MiB).
+    pub max_record_bytes: usize,
+    /// Rows a source may buffer before its receiver waits for the engine (default 4 M).
+    pub max_buffered_rows: usize,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        SourceLimits { max_record_bytes: 1 << 20, max_buffered_rows: 4_000_000 }
+    }
+}
+
+/// A feeder of one source. See the module docs for push and pull.
+pub trait Source: Send + Sync + 'static {
+    /// Push sources spawn their receiver task here; it runs until aborted (on DROP)
+    /// and reports trouble through the handle's status, never by returning.
+    fn start(&mut self, _handle: Arc<SourceHandle>) -> Option<JoinHandle<()>> {
+        None
+    }
+
+    /// Pull sources return the rows of batch `t` (called once per batch, in order).
+    fn on_seal(&mut self, _t: BatchTime, _handle: &SourceHandle) -> Option<RecordBatch> {
+        None
+    }
+}
+
+/// Builds the feeder for a validated spec; `zero` is the grid point at creation.
+pub fn build(spec: &SourceSpec, zero: BatchTime) -> Result<Box<dyn Source>, String> {
+    Ok(match &spec.kind {
+        SourceKind::Tcp { addr } => Box::new(tcp::TcpSource::new(addr.clone())),
+        SourceKind::Http => Box::new(HttpSource),
+        SourceKind::Generator => Box::new(generator::Generator::new(spec, zero)?),
+    })
+}
+
+/// HTTP ingest has no task: `POST /sources/{name}` calls [`SourceHandle::ingest`].
+struct HttpSource;
+impl Source for HttpSource {}
+
+/// Connection state, shown in `GET /sources/{name}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Receiving (or ready to receive, for HTTP and generator sources).
+    Connected,
+    /// Not connected; the receiver retries after a backoff.
+    Retrying { error: String, attempts: u64 },
+    /// Trying for the first time.
+    Connecting,
+}
+
+/// A sampled bad record, for the API and the dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct BadSample {
+    pub kind: &'static str,
+    pub error: String,
+    /// The first 200 bytes of the record, lossily decoded.
+    pub record: String,
+}
+
+#[derive(Debug, Default)]
+struct BadRecords {
+    by_kind: BTreeMap<&'static str, u64>,
+    samples: VecDeque<BadSample>,
+}
+
+/// Metrics of the last sealed batch of a source.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SourceBatchMetrics {
+    pub batch_time: i64,
+    pub rows: usize,
+}
+
+/// Why an HTTP ingest request was refused; nothing of it was kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("line {line}: {message}")]
+    BadRow { line: usize, message: String },
+    #[error("source '{0}' is not an HTTP source; only FROM HTTP sources accept POSTed rows")]
+    NotHttp(String),
+    #[error("source '{0}' has {1} rows waiting for the engine; retry later")]
+    Busy(String, usize),
+}
+
+/// The shared state of one declared source. See the module docs.
+pub struct SourceHandle {
+    pub spec: SourceSpec,
+    pub limits: SourceLimits,
+    clock: Clock,
+    batcher: Mutex<Batcher>,
+    status: Mutex<SourceStatus>,
+    bad: Mutex<BadRecords>,
+    last_batch: Mutex<SourceBatchMetrics>,
+    /// Wakes a receiver waiting for room in the batcher.
+    room: tokio::sync::Notify,
+    /// Rows accepted since creation.
+    pub rows_total: AtomicU64,
+    /// Bytes received since creation (framing included).
+    pub bytes_total: AtomicU64,
+    /// Bad records since creation.
+    pub bad_total: AtomicU64,
+}
+
+const BAD_SAMPLES: usize = 10;
+
+impl SourceHandle {
+    pub fn new(spec: SourceSpec, clock: Clock, limits: SourceLimits) -> SourceHandle {
+        let initial = match spec.kind {
+            SourceKind::Tcp { .. } => SourceStatus::Connecting,
+            SourceKind::Http | SourceKind::Generator => SourceStatus::Connected,
+        };
+        SourceHandle {
+            batcher: Mutex::new(Batcher::new(limits.max_buffered_rows)),
+            spec,
+            limits,
+            clock,
+            status: Mutex::new(initial),
+            bad: Mutex::new(BadRecords::default()),
+            last_batch: Mutex::new(SourceBatchMetrics::default()),
+            room: tokio::sync::Notify::new(),
+            rows_total: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+            bad_total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.spec.schema
+    }
+
+    /// A decoder for this source's schema and format (validated at CREATE).
+    pub fn decoder(&self) -> Decoder {
+        Decoder::new(self.spec.schema.clone(), self.spec.format)
+            .unwrap_or_else(|e| unreachable!("source schema validated at CREATE: {e}"))
+    }
+
+    pub fn status(&self) -> SourceStatus {
+        lock(&self.status).clone()
+    }
+
+    pub fn set_status(&self, status: SourceStatus) {
+        *lock(&self.status) = status;
+    }
+
+    /// Hands decoded rows to the batcher, stamped with the batch they arrived in.
+    /// Waits while the batcher is full (the engine is behind): push sources then
+    /// stop reading, which is TCP's backpressure.
+    pub async fn deliver(&self, chunk: RecordBatch) {
+        let rows = chunk.num_rows() as u64;
+        loop {
+            let waiter = self.room.notified();
+            let pushed = lock(&self.batcher).push(self.clock.arrival_batch(), chunk.clone());
+            if pushed.is_ok() {
+                self.rows_total.fetch_add(rows, Ordering::Relaxed);
+                return;
+            }
+            waiter.await;
+        }
+    }
+
+    /// Decodes an HTTP request body, all or nothing: 202 with the count, or the
+    /// first bad line (1-based) and nothing kept.
+    pub fn ingest(&self, body: &[u8]) -> Result<usize, IngestError> {
+        if self.spec.kind != SourceKind::Http {
+            return Err(IngestError::NotHttp(self.spec.name.clone()));
+        }
+        let mut decoder = self.decoder();
+        let mut framer = LineFramer::new(self.limits.max_record_bytes);
+        let mut line = 0;
+        let mut failure = None;
+        let mut take = |frame: Frame<'_>| {
+            line += 1;
+            if failure.is_some() {
+                return;
+            }
+            let result = match frame {
+                Frame::Record(record) => decoder.push(record).map_err(|e| e.message),
+                Frame::TooLong { len } => Err(too_long(len, self.limits.max_record_bytes).message),
+            };
+            if let Err(message) = result {
+                failure = Some(IngestError::BadRow { line, message });
+            }
+        };
+        framer.feed(body, &mut take);
+        framer.finish(&mut take);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let batch = decoder.finish();
+        let rows = batch.num_rows();
+        if lock(&self.batcher).push(self.clock.arrival_batch(), batch).is_err() {
+            return Err(IngestError::Busy(self.spec.name.clone(), self.buffered_rows()));
+        }
+        self.bytes_total.fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.rows_total.fetch_add(rows as u64, Ordering::Relaxed);
+        Ok(rows)
+    }
+
+    /// Counts, samples and (once per kind) logs a bad record. Never fails.
+    pub fn record_bad(&self, error: &RecordError, record: &[u8]) {
+        self.bad_total.fetch_add(1, Ordering::Relaxed);
+        let mut bad = lock(&self.bad);
+        let seen = bad.by_kind.entry(error.kind).or_insert(0);
+        *seen += 1;
+        if *seen == 1 {
+            tracing::warn!(source = %self.spec.name, kind = error.kind, "bad record skipped: {error} (further records of this kind are counted, not logged)");
+        }
+        let shown = &record[..record.len().min(200)];
+        if bad.samples.len() == BAD_SAMPLES {
+            bad.samples.pop_front();
+        }
+        bad.samples.push_back(BadSample {
+            kind: error.kind,
+            error: error.message.clone(),
+            record: String::from_utf8_lossy(shown).into_owned(),
+        });
+    }
+
+    /// Bad record counts by kind, and the latest samples.
+    pub fn bad_records(&self) -> (BTreeMap<&'static str, u64>, Vec<BadSample>) {
+        let bad = lock(&self.bad);
+        (bad.by_kind.clone(), bad.samples.iter().cloned().collect())
+    }
+
+    pub fn buffered_rows(&self) -> usize {
+        lock(&self.batcher).rows()
+    }
+
+    /// Seals batch `t`: the rows that arrived up to `t`, plus what a pull source adds.
+    pub fn seal(&self, t: BatchTime, pulled: Option<RecordBatch>) -> MicroBatch {
+        let mut batch = lock(&self.batcher).seal(t);
+        self.room.notify_waiters();
+        if let Some(rows) = pulled.filter(|b| b.num_rows() > 0) {
+            self.rows_total.fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
+            batch.rows += rows.num_rows();
+            batch.chunks.push(rows);
+        }
+        *lock(&self.last_batch) = SourceBatchMetrics { batch_time: t.millis(), rows: batch.rows };
+        batch
+    }
+
+    pub fn last_batch(&self) -> SourceBatchMetrics {
+        *lock(&self.last_batch)
+    }
+}
+
+/// The bad-record error for an over-long line.
+pub fn too_long(len: usize, max: usize) -> RecordError {
+    RecordError {
+        kind: "record too long",
+        message: format!("record of {len} bytes exceeds the limit of {max} bytes"),
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every
+/// critical section here leaves its data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,96 @@
+//! The TCP client receiver, as Spark's `socketTextStream`: connects to
+//! `host:port` (for example `nc -lk 9999`), reads newline-delimited records, and
+//! reconnects with backoff when the peer is absent or closes the connection.
+//! The async part only moves bytes; framing and decoding are pure (`framing`, `decode`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use super::framing::{Frame, LineFramer};
+use super::{too_long, Source, SourceHandle, SourceStatus};
+
+/// Backoff between connection attempts: doubles from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Bytes read per system call.
+const READ_BUFFER: usize = 256 * 1024;
+
+pub struct TcpSource {
+    addr: String,
+}
+
+impl TcpSource {
+    pub fn new(addr: String) -> TcpSource {
+        TcpSource { addr }
+    }
+}
+
+impl Source for TcpSource {
+    fn start(&mut self, handle: Arc<SourceHandle>) -> Option<JoinHandle<()>> {
+        Some(tokio::spawn(receive(self.addr.clone(), handle)))
+    }
+}
+
+async fn receive(addr: String, handle: Arc<SourceHandle>) {
+    let mut backoff = BACKOFF_FIRST;
+    let mut attempts = 0u64;
+    loop {
+        let error = match TcpStream::connect(&addr).await {
+            Ok(stream) => {
+                tracing::info!(source = %handle.name(), %addr, "connected");
+                handle.set_status(SourceStatus::Connected);
+                attempts = 0;
+                backoff = BACKOFF_FIRST;
+                match read_until_closed(stream, &handle).await {
+                    Ok(()) => "peer closed the connection".to_string(),
+                    Err(e) => format!("connection lost: {e}"),
+                }
+            }
+            Err(e) => format!("cannot connect to {addr}: {e}"),
+        };
+        attempts += 1;
+        if attempts == 1 {
+            tracing::warn!(source = %handle.name(), "{error}; retrying with backoff");
+        }
+        handle.set_status(SourceStatus::Retrying { error, attempts });
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Reads records until EOF (Ok) or an I/O error, delivering one decoded chunk per read.
+async fn read_until_closed(mut stream: TcpStream, handle: &SourceHandle) -> std::io::Result<()> {
+    let mut framer = LineFramer::new(handle.limits.max_record_bytes);
+    let mut decoder = handle.decoder();
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        let mut take = |frame: Frame<'_>| match frame {
+            Frame::Record(record) => {
+                if let Err(e) = decoder.push(record) {
+                    handle.record_bad(&e, record);
+                }
+            }
+            Frame::TooLong { len } => {
+                handle.record_bad(&too_long(len, handle.limits.max_record_bytes), b"")
+            }
+        };
+        if n == 0 {
+            framer.finish(&mut take);
+        } else {
+            handle.bytes_total.fetch_add(n as u64, Ordering::Relaxed);
+            framer.feed(&buf[..n], &mut take);
+        }
+        if decoder.rows() > 0 {
+            handle.deliver(decoder.finish()).await;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Compiling a continuous query's SELECT into physical plans, once, at CREATE.
+//!
+//! The query may read the declared sources and streams (as live tables, see
+//! `exec::live`) and call `batch_time()`. Names are checked here first, so an
+//! unknown one gets an error that lists the known ones and points at the name.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::DataFusionError;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::{displayable, ExecutionPlan};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{self, visit_relations, Query};
+use datafusion::sql::sqlparser::tokenizer::Location;
+
+use super::dialect::SqlError;
+use crate::exec::{BatchClock, BatchTimeUdf, CompiledPlan, LiveTable, Slot};
+
+/// A table a query may read: a source or a derived stream.
+#[derive(Debug, Clone)]
+pub struct Readable {
+    pub schema: SchemaRef,
+    pub slot: Arc<Slot>,
+}
+
+/// The result of compiling: the plans and the names the query reads.
+pub struct Compiled {
+    pub plan: CompiledPlan,
+    /// Sources and streams the query reads, sorted.
+    pub inputs: Vec<String>,
+    pub logical: LogicalPlan,
+}
+
+/// Compiles `query` against the readable tables. `parallelism` ≥ 1.
+pub async fn compile(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+    parallelism: usize,
+    clock: &BatchClock,
+) -> Result<Compiled, SqlError> {
+    let inputs = check_names(query, tables)?;
+    let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock).await?;
+    let schema = single.schema();
+    let (parallel, parallel_ctx) = if parallelism > 1 {
+        let (_, plan, ctx) = plan_with(query, tables, &inputs, parallelism, clock).await?;
+        (Some(plan), Some(ctx))
+    } else {
+        (None, None)
+    };
+    Ok(Compiled {
+        plan: CompiledPlan { single, parallel, task_ctx: ctx, parallel_task_ctx: parallel_ctx, schema },
+        inputs,
+        logical,
+    })
+}
+
+/// The text of `EXPLAIN`: the logical and the physical plan.
+pub fn explain(compiled: &Compiled) -> String {
+    let physical = match &compiled.plan.parallel {
+        Some(p) => displayable(p.as_ref()).indent(true).to_string(),
+        None => displayable(compiled.plan.single.as_ref()).indent(true).to_string(),
+    };
+    format!("logical plan:\n{}\nphysical plan:\n{}", compiled.logical.display_indent(), physical)
+}
+
+async fn plan_with(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+    inputs: &[String],
+    partitions: usize,
+    clock: &BatchClock,
+) -> Result<(LogicalPlan, Arc<dyn ExecutionPlan>, Arc<datafusion::execution::TaskContext>), SqlError> {
+    let mut config = SessionConfig::new().with_target_partitions(partitions).with_information_schema(false);
+    let options = config.options_mut();
+    options.sql_parser.collect_spans = true;
+    // Dynamic filters live inside a plan and are not reset between runs: a plan
+    // reused every batch must not have them.
+    options.optimizer.enable_dynamic_filter_pushdown = false;
+    options.optimizer.enable_join_dynamic_filter_pushdown = false;
+    options.optimizer.enable_topk_dynamic_filter_pushdown = false;
+    options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_udf(ScalarUDF::new_from_impl(BatchTimeUdf::new(clock.clone())));
+    for name in inputs {
+        if let Some(t) = tables.get(name) {
+            let provider = LiveTable::provider(t.schema.clone(), t.slot.clone(), partitions).map_err(internal)?;
+            ctx.register_table(name.as_str(), provider).map_err(internal)?;
+        }
+    }
+    let state = ctx.state();
+    let statement = DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
+    let logical = state.statement_to_plan(statement).await.map_err(user_error)?;
+    let physical = state.create_physical_plan(&logical).await.map_err(user_error)?;
+    Ok((logical, physical, state.task_ctx()))
+}
+
+/// Every table the query reads must be a declared source or stream (CTE names
+/// aside). Returns the names read.
+fn check_names(query: &Query, tables: &BTreeMap<String, Readable>) -> Result<Vec<String>, SqlError> {
+    let mut ctes = Vec::new();
+    collect_ctes(query, &mut ctes);
+    let mut inputs = Vec::new();
+    let mut unknown = None;
+    let _ = visit_relations(query, |name: &ast::ObjectName| {
+        let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
+        let Some(ident) = parts.last() else {
+            return ControlFlow::Continue(());
+        };
+        let value = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() };
+        if parts.len() > 1 {
+            unknown = Some(SqlError::at(
+                format!("qualified name '{name}' is not supported; name a source or stream directly"),
+                ident.span.start,
+            ));
+            return ControlFlow::Break(());
+        }
+        if ctes.contains(&value) {
+            return ControlFlow::Continue(());
+        }
+        if !tables.contains_key(&value) {
+            unknown = Some(SqlError::at(unknown_message(&value, tables), ident.span.start));
+            return ControlFlow::Break(());
+        }
+        if !inputs.contains(&value) {
+            inputs.push(value);
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(e) = unknown {
+        return Err(e);
+    }
+    inputs.sort();
+    Ok(inputs)
+}
+
+fn unknown_message(name: &str, tables: &BTreeMap<String, Readable>) -> String {
+    if tables.is_empty() {
+        format!("unknown source or stream '{name}'; none is declared yet (CREATE SOURCE first)")
+    } else {
+        let known: Vec<&str> = tables.keys().map(String::as_str).collect();
+        format!("unknown source or stream '{name}'; known: {}", known.join(", "))
+    }
+}
+
+fn collect_ctes(query: &Query, out: &mut Vec<String>) {
+    if let Some(with) = &query.with {
+        for cte in &with.cte_tables {
+            let ident = &cte.alias.name;
+            out.push(if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() });
+            collect_ctes(&cte.query, out);
+        }
+    }
+}
+
+fn internal(e: DataFusionError) -> SqlError {
+    SqlError::new(format!("internal error while planning: {e}"))
+}
+
+/// DataFusion's planning errors, without their category prefixes, located by
+/// their diagnostic span where DataFusion gives one.
+pub fn user_error(e: DataFusionError) -> SqlError {
+    let location = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| Location { line: s.start.line, column: s.start.column })
+        .unwrap_or(Location { line: 0, column: 0 });
+    let message = strip_prefixes(&e.strip_backtrace());
+    SqlError::at(message, location)
+}
+
+fn strip_prefixes(message: &str) -> String {
+    let mut m = message.trim();
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "SQL error: ",
+        "This feature is not implemented: ",
+        "Optimizer rule ",
+        "Execution error: ",
+    ] {
+        if let Some(rest) = m.strip_prefix(prefix) {
+            m = rest;
+        }
+    }
+    let m = m.strip_prefix("ParserError(\"").and_then(|r| r.strip_suffix("\")")).unwrap_or(m);
+    m.to_string()
+}
