@@ -25,15 +25,15 @@
 //!
 //! See docs/architecture.md for the code map.
 
-// pub mod api;
+pub mod api;
 pub mod batcher;
-// pub mod bench;
-// pub mod client;
+pub mod bench;
+pub mod client;
 pub mod clock;
-// pub mod config;
+pub mod config;
 pub mod engine;
 pub mod exec;
-// pub mod server;
+pub mod server;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -1,1 +1,74 @@
-fn main() {}
+//! The `sluice` command line: parse, set up logging, run, print errors.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::config::ServeArgs;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A streaming SQL server: Spark Streaming's micro-batches over DataFusion")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Send SQL statements to a server and print the answer ("-" reads stdin).
+    Sql {
+        sql: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SLUICE_SERVER")]
+        server: String,
+    },
+    /// Subscribe to a query and print each batch as Spark's print() does.
+    Tail {
+        query: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SLUICE_SERVER")]
+        server: String,
+    },
+    /// Measure throughput and per-query overhead on this machine (see docs/benchmarks.md).
+    Bench(sluice::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse();
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                let config = args.validate()?;
+                sluice::server::serve(config).await?;
+            }
+            Command::Sql { sql, server } => {
+                let text = if sql == "-" { std::io::read_to_string(std::io::stdin())? } else { sql };
+                println!("{}", sluice::client::sql(&server, &text).await?);
+            }
+            Command::Tail { query, server } => {
+                sluice::client::tail(&server, &query, std::io::stdout()).await?;
+            }
+            Command::Bench(args) => sluice::bench::run(args).await?,
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -31,6 +31,7 @@ use crate::source::{Source, SourceHandle, SourceLimits};
 use crate::sql::dialect::SqlError;
 use crate::sql::planner::Readable;
 use crate::time::BatchTime;
+pub use statements::schema_json;
 pub use registry::{BatchMetrics, QueryInfo, QueryKind, QueryStatus, Registry};
 
 /// Engine settings.

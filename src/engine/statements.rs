@@ -234,6 +234,9 @@ impl Engine {
                 write(&self.registry.streams).remove(&name.value);
             }
             ObjectKind::Query => {
+                for q in self.queries.iter().filter(|q| q.info.name == name.value) {
+                    q.info.results.close();
+                }
                 self.queries.retain(|s| s.info.name != name.value);
                 write(&self.registry.queries).remove(&name.value);
             }

@@ -44,7 +44,8 @@ const BROADCAST_CAPACITY: usize = 64;
 pub struct ResultStore {
     retention: Retention,
     inner: Mutex<Retained>,
-    live: broadcast::Sender<Arc<ResultBatch>>,
+    /// None once the query is dropped: subscribers then see the end of the stream.
+    live: Mutex<Option<broadcast::Sender<Arc<ResultBatch>>>>,
 }
 
 #[derive(Default)]
@@ -56,7 +57,7 @@ struct Retained {
 impl ResultStore {
     pub fn new(retention: Retention) -> ResultStore {
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
-        ResultStore { retention, inner: Mutex::new(Retained::default()), live }
+        ResultStore { retention, inner: Mutex::new(Retained::default()), live: Mutex::new(Some(live)) }
     }
 
     /// Keeps `batch` and sends it to subscribers.
@@ -74,8 +75,10 @@ impl ResultStore {
                 }
             }
         }
-        // No subscribers is not an error.
-        let _ = self.live.send(batch);
+        if let Some(live) = lock(&self.live).as_ref() {
+            // No subscribers is not an error.
+            let _ = live.send(batch);
+        }
     }
 
     /// Retained batches with time > `after` (all if None), oldest first, at most `limit`.
@@ -93,12 +96,18 @@ impl ResultStore {
         lock(&self.inner).batches.back().cloned()
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ResultBatch>> {
-        self.live.subscribe()
+    /// A live feed of new batches; None if the query was dropped.
+    pub fn subscribe(&self) -> Option<broadcast::Receiver<Arc<ResultBatch>>> {
+        lock(&self.live).as_ref().map(broadcast::Sender::subscribe)
     }
 
     pub fn subscribers(&self) -> usize {
-        self.live.receiver_count()
+        lock(&self.live).as_ref().map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    /// Ends every subscription (the query was dropped).
+    pub fn close(&self) {
+        lock(&self.live).take();
     }
 
     /// (batches, bytes) retained.
@@ -146,8 +155,11 @@ mod tests {
     #[tokio::test]
     async fn subscribers_get_pushed_batches() {
         let store = ResultStore::new(Retention::default());
-        let mut rx = store.subscribe();
+        let mut rx = store.subscribe().unwrap();
         store.push(batch(1000, 1));
         assert_eq!(rx.recv().await.unwrap().batch_time, BatchTime(1000));
+        store.close();
+        assert!(rx.recv().await.is_err());
+        assert!(store.subscribe().is_none());
     }
 }

@@ -1,0 +1,319 @@
+//! Queries and streams: listing, details, DELETE, and results by poll
+//! (`/results`), subscription (`/stream`: SSE, or NDJSON with `?format=ndjson`)
+//! and the latest table (`/state`).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::{raw_json, ApiError, AppState};
+use crate::engine::{schema_json, QueryInfo};
+use crate::sink::ResultBatch;
+use crate::time::BatchTime;
+
+pub async fn list(State(app): State<AppState>) -> Json<Value> {
+    let queries: Vec<Value> = app.engine.registry.all_queries().iter().map(|q| summary(q)).collect();
+    Json(json!({ "queries": queries }))
+}
+
+pub async fn list_streams(State(app): State<AppState>) -> Json<Value> {
+    let streams: Vec<Value> = app.engine.registry.all_streams().iter().map(|q| summary(q)).collect();
+    Json(json!({ "streams": streams }))
+}
+
+pub async fn show(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let q = query(&app, &name)?;
+    Ok(Json(details(&q)))
+}
+
+pub async fn show_stream(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let q = app.engine.registry.stream(&name).ok_or_else(|| ApiError::not_found("stream", &name))?;
+    Ok(Json(details(&q)))
+}
+
+/// `DELETE /queries/{name}`: the same as `DROP QUERY name`.
+pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    query(&app, &name)?;
+    let sql = format!("DROP QUERY \"{}\"", name.replace('"', "\"\""));
+    match app.engine.sql(sql).await.map_err(|_| ApiError::stopped())? {
+        Ok(mut results) => Ok(Json(results.pop().unwrap_or(Value::Null))),
+        Err(f) => Err(ApiError::new(StatusCode::NOT_FOUND, f.error.message)),
+    }
+}
+
+fn query(app: &AppState, name: &str) -> Result<Arc<QueryInfo>, ApiError> {
+    app.engine.registry.query(name).ok_or_else(|| ApiError::not_found("query", name))
+}
+
+fn summary(q: &QueryInfo) -> Value {
+    json!({
+        "name": q.name,
+        "kind": q.kind.name(),
+        "sql": q.sql,
+        "status": q.status(),
+        "last_batch": q.last_metrics(),
+    })
+}
+
+fn details(q: &QueryInfo) -> Value {
+    let metrics = q.metrics();
+    let (retained_batches, retained_bytes) = q.results.retained();
+    json!({
+        "name": q.name,
+        "kind": q.kind.name(),
+        "sql": q.sql,
+        "status": q.status(),
+        "schema": schema_json(&q.schema),
+        "inputs": q.inputs,
+        "zero_time": q.zero_time.millis(),
+        "parallelism": q.parallelism,
+        "metrics": {
+            "batches": metrics.batches,
+            "input_rows_total": metrics.input_rows_total,
+            "output_rows_total": metrics.output_rows_total,
+            "processing_us_total": metrics.processing_us_total,
+            "last_batch": metrics.last(),
+            "history": metrics.history,
+        },
+        "results": {
+            "retained_batches": retained_batches,
+            "retained_bytes": retained_bytes,
+            "subscribers": q.results.subscribers(),
+        },
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResultsParams {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Most batches one poll returns.
+const MAX_POLL: usize = 1000;
+
+/// `GET /queries/{name}/results?after=&limit=`: retained batches after `after`,
+/// oldest first; `next` is the batch time to pass as `after` next time.
+pub async fn results(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<ResultsParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    let q = query(&app, &name)?;
+    let limit = params.limit.unwrap_or(100).min(MAX_POLL);
+    let batches = q.results.after(params.after.map(BatchTime), limit);
+    let next = batches.last().map(|b| b.batch_time.millis()).or(params.after);
+    let mut body = Vec::with_capacity(batches.iter().map(|b| b.json.len() + 1).sum::<usize>() + 32);
+    body.extend_from_slice(b"{\"batches\":[");
+    for (i, b) in batches.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&b.json);
+    }
+    body.extend_from_slice(format!("],\"next\":{}}}", next.map_or("null".to_string(), |n| n.to_string())).as_bytes());
+    Ok(raw_json(StatusCode::OK, body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StateParams {
+    limit: Option<usize>,
+    order_by: Option<String>,
+}
+
+/// `GET /queries/{name}/state`: the latest emitted table, `?order_by=col [asc|desc]`, `?limit=`.
+pub async fn state(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<StateParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params?;
+    let q = query(&app, &name)?;
+    let Some(latest) = q.results.latest() else {
+        return Ok(Json(json!({ "batch_time": null, "rows": [] })));
+    };
+    let mut batch: Value = serde_json::from_slice(&latest.json)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored result is not JSON: {e}")))?;
+    let Some(Value::Array(rows)) = batch.get_mut("rows") else {
+        return Ok(Json(batch));
+    };
+    if let Some(order) = &params.order_by {
+        let mut parts = order.split_whitespace();
+        let column = parts.next().unwrap_or_default().to_string();
+        let descending = match parts.next().map(|d| d.to_ascii_lowercase()) {
+            None => false,
+            Some(d) if d == "asc" => false,
+            Some(d) if d == "desc" => true,
+            Some(d) => return Err(ApiError::bad_request(format!("order_by direction '{d}' must be asc or desc"))),
+        };
+        if !q.schema.fields().iter().any(|f| f.name() == &column) {
+            let known: Vec<&str> = q.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(ApiError::bad_request(format!("unknown column '{column}' in order_by; columns: {}", known.join(", "))));
+        }
+        rows.sort_by(|a, b| {
+            let o = compare(a.get(&column), b.get(&column));
+            if descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    if let Some(limit) = params.limit {
+        rows.truncate(limit);
+    }
+    Ok(Json(batch))
+}
+
+/// JSON values of one column: nulls first, then numbers, strings, others as text.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.unwrap_or(&Value::Null), b.unwrap_or(&Value::Null)) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (x, y) => x.to_string().cmp(&y.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamParams {
+    after: Option<i64>,
+    format: Option<String>,
+}
+
+/// What a subscriber receives.
+enum Update {
+    Batch(Arc<ResultBatch>),
+    /// The subscriber fell behind by this many batches; it resumes from the
+    /// oldest retained batch after the last one it got.
+    Lagged(u64),
+    /// The query was dropped.
+    End,
+}
+
+struct Subscription {
+    query: Arc<QueryInfo>,
+    live: Option<broadcast::Receiver<Arc<ResultBatch>>>,
+    pending: VecDeque<Arc<ResultBatch>>,
+    last: Option<BatchTime>,
+    ended: bool,
+}
+
+impl Subscription {
+    /// Subscribes first, then takes the replay, so no batch falls in between.
+    fn new(query: Arc<QueryInfo>, after: Option<BatchTime>) -> Subscription {
+        let live = query.results.subscribe();
+        let pending = match after {
+            Some(a) => query.results.after(Some(a), usize::MAX).into(),
+            None => VecDeque::new(),
+        };
+        Subscription { query, live, pending, last: after, ended: false }
+    }
+
+    async fn next(&mut self) -> Option<Update> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if let Some(b) = self.pending.pop_front() {
+                if self.last.is_none_or(|l| b.batch_time > l) {
+                    self.last = Some(b.batch_time);
+                    return Some(Update::Batch(b));
+                }
+                continue;
+            }
+            let Some(live) = self.live.as_mut() else {
+                self.ended = true;
+                return Some(Update::End);
+            };
+            match live.recv().await {
+                Ok(b) => self.pending.push_back(b),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.pending = self.query.results.after(self.last, usize::MAX).into();
+                    return Some(Update::Lagged(n));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.ended = true;
+                    return Some(Update::End);
+                }
+            }
+        }
+    }
+
+    fn into_stream(self) -> impl Stream<Item = Update> + Send {
+        stream::unfold(self, |mut s| async move { s.next().await.map(|u| (u, s)) })
+    }
+}
+
+/// `GET /queries/{name}/stream`: SSE (`event: batch`, id = batch time), or NDJSON
+/// with `?format=ndjson`. `?after=` or `Last-Event-ID` replays retained batches first.
+pub async fn stream(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    let q = query(&app, &name)?;
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a batch time in milliseconds"))?,
+        ),
+    };
+    let after = params.after.or(last_event_id).map(BatchTime);
+    let updates = Subscription::new(q, after).into_stream();
+    match params.format.as_deref() {
+        None | Some("sse") => {
+            let events = updates.map(|u| Ok::<_, Infallible>(sse_event(u)));
+            Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+        }
+        Some("ndjson") => {
+            let lines = updates.map(|u| Ok::<_, Infallible>(ndjson_line(u)));
+            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!("unknown format '{other}'; use sse or ndjson"))),
+    }
+}
+
+fn sse_event(u: Update) -> Event {
+    match u {
+        Update::Batch(b) => Event::default()
+            .event("batch")
+            .id(b.batch_time.millis().to_string())
+            .data(String::from_utf8_lossy(&b.json)),
+        Update::Lagged(n) => Event::default().event("lagged").data(json!({ "skipped": n }).to_string()),
+        Update::End => Event::default().event("end").data(json!({ "reason": "query dropped" }).to_string()),
+    }
+}
+
+fn ndjson_line(u: Update) -> Bytes {
+    let mut line = match u {
+        Update::Batch(b) => b.json.to_vec(),
+        Update::Lagged(n) => json!({ "lagged": n }).to_string().into_bytes(),
+        Update::End => json!({ "end": "query dropped" }).to_string().into_bytes(),
+    };
+    line.push(b'\n');
+    Bytes::from(line)
+}

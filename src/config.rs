@@ -1,0 +1,127 @@
+//! What the user wrote on the command line -> a validated [`Config`].
+//!
+//! `ServeArgs` is clap's view (strings as typed); [`ServeArgs::validate`] turns it
+//! into a `Config` whose fields are typed and checked, each with its default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::api::ApiLimits;
+use crate::clock::Clock;
+use crate::engine::EngineConfig;
+use crate::sink::Retention;
+use crate::source::SourceLimits;
+use crate::time::{parse_duration, Interval};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClockKind {
+    /// Ticks on the grid of multiples of the batch interval in wall-clock time.
+    System,
+    /// Moves only on POST /clock/advance (tests, demos, replays).
+    Manual,
+}
+
+/// `sluice serve` options, as typed.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Batch interval T: 500ms, 1s, 2s, ...
+    #[arg(long, default_value = "1s")]
+    pub batch_interval: String,
+    /// Directory for sluice's data (checkpoints, logs).
+    #[arg(long, default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+    /// SQL file to run at start (sources, streams, queries).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Which clock drives the batches.
+    #[arg(long, value_enum, default_value = "system")]
+    pub clock: ClockKind,
+    /// Default parallelism of a query (DataFusion target partitions); default: the cores available.
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Result batches kept per query for polling and replay.
+    #[arg(long, default_value_t = 100)]
+    pub retain_batches: usize,
+    /// Bytes of result JSON kept per query (the newest batch is always kept).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub retain_bytes: usize,
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+    /// Longest record a TCP or HTTP source accepts, in bytes; longer ones are counted as bad.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_record_bytes: usize,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub clock: Clock,
+    pub data_dir: PathBuf,
+    pub init: Option<PathBuf>,
+    pub engine: EngineConfig,
+    pub api: ApiLimits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--addr '{0}' is not an address like 127.0.0.1:8080")]
+    Addr(String),
+    #[error("--batch-interval: {0}")]
+    Interval(String),
+    #[error("--{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let addr: SocketAddr = self.addr.parse().map_err(|_| ConfigError::Addr(self.addr.clone()))?;
+        let interval = parse_duration(&self.batch_interval).map_err(|e| ConfigError::Interval(e.to_string()))?;
+        let clock = match self.clock {
+            ClockKind::System => Clock::system(interval),
+            ClockKind::Manual => Clock::manual(interval),
+        };
+        let nonzero = |v: usize, name| if v == 0 { Err(ConfigError::Zero(name)) } else { Ok(v) };
+        let mut engine = EngineConfig::default();
+        if let Some(p) = self.parallelism {
+            engine.parallelism = nonzero(p, "parallelism")?;
+        }
+        engine.retention = Retention {
+            max_batches: nonzero(self.retain_batches, "retain-batches")?,
+            max_bytes: self.retain_bytes,
+        };
+        engine.source_limits = SourceLimits {
+            max_record_bytes: nonzero(self.max_record_bytes, "max-record-bytes")?,
+            ..SourceLimits::default()
+        };
+        Ok(Config {
+            addr,
+            clock,
+            data_dir: self.data_dir.clone(),
+            init: self.init.clone(),
+            engine,
+            api: ApiLimits { max_body_bytes: nonzero(self.max_body_bytes, "max-body-bytes")? },
+        })
+    }
+}
+
+impl Config {
+    /// A manual-clock configuration on a free local port, for tests.
+    pub fn for_test(interval_ms: i64) -> Config {
+        let interval = Interval::from_millis(interval_ms).unwrap_or_else(|e| panic!("test interval: {e}"));
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: Clock::manual(interval),
+            data_dir: std::env::temp_dir().join("sluice-test"),
+            init: None,
+            engine: EngineConfig::default(),
+            api: ApiLimits::default(),
+        }
+    }
+}
