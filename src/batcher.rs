@@ -32,7 +32,11 @@ pub struct MicroBatch {
 
 impl Batcher {
     pub fn new(max_rows: usize) -> Batcher {
-        Batcher { chunks: VecDeque::new(), rows: 0, max_rows }
+        Batcher {
+            chunks: VecDeque::new(),
+            rows: 0,
+            max_rows,
+        }
     }
 
     /// Buffered rows not yet sealed.
@@ -86,7 +90,14 @@ mod tests {
     fn values(b: &MicroBatch) -> Vec<i64> {
         b.chunks
             .iter()
-            .flat_map(|c| c.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
+            .flat_map(|c| {
+                c.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
             .collect()
     }
 

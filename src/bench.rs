@@ -46,7 +46,9 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build; run `cargo run --release -- bench` for real figures");
+        eprintln!(
+            "warning: this is a debug build; run `cargo run --release -- bench` for real figures"
+        );
     }
     println!("## Word count, TCP bytes to results (8 words a line)\n");
     println!("| parallelism | lines/batch | median batch time | lines/s | of which receive+decode | tick (seal+query+emit) |");
@@ -86,7 +88,10 @@ struct Sample {
 
 fn engine_with(parallelism: usize) -> anyhow::Result<EngineHandle> {
     let clock = Clock::manual(Interval::from_millis(1000).map_err(anyhow::Error::msg)?);
-    let config = EngineConfig { parallelism, ..EngineConfig::default() };
+    let config = EngineConfig {
+        parallelism,
+        ..EngineConfig::default()
+    };
     let (handle, _task) = engine::spawn(Engine::new(clock, config));
     Ok(handle)
 }
@@ -127,8 +132,14 @@ async fn wordcount(lines: usize, parallelism: usize, repeat: usize) -> anyhow::R
     )
     .await?;
     let (mut peer, _) = listener.accept().await?;
-    let source = engine.registry.source("lines").ok_or_else(|| anyhow::anyhow!("source vanished"))?;
-    let query = engine.registry.query("wc").ok_or_else(|| anyhow::anyhow!("query vanished"))?;
+    let source = engine
+        .registry
+        .source("lines")
+        .ok_or_else(|| anyhow::anyhow!("source vanished"))?;
+    let query = engine
+        .registry
+        .query("wc")
+        .ok_or_else(|| anyhow::anyhow!("query vanished"))?;
     let data = Arc::new(payload(lines));
     let mut samples = Vec::new();
     for _ in 0..repeat + 1 {
@@ -149,8 +160,16 @@ async fn wordcount(lines: usize, parallelism: usize, repeat: usize) -> anyhow::R
         r?;
         peer = p;
         let out = query.last_metrics().map_or(0, |m| m.input_rows);
-        anyhow::ensure!(out == lines * 8, "the query saw {out} words, expected {}", lines * 8);
-        samples.push(Sample { total_us: total, receive_us: received, tick_us: total - received });
+        anyhow::ensure!(
+            out == lines * 8,
+            "the query saw {out} words, expected {}",
+            lines * 8
+        );
+        samples.push(Sample {
+            total_us: total,
+            receive_us: received,
+            tick_us: total - received,
+        });
     }
     samples.remove(0); // warm-up
     samples.sort_by_key(|s| s.total_us);
@@ -162,7 +181,11 @@ async fn idle(queries: usize, parallelism: usize, batches: u32) -> anyhow::Resul
     let engine = engine_with(parallelism)?;
     sql(&engine, "CREATE SOURCE idle (line TEXT) FROM HTTP").await?;
     for i in 0..queries {
-        sql(&engine, &format!("CREATE QUERY q{i} AS SELECT line, count(*) AS n FROM idle GROUP BY line")).await?;
+        sql(
+            &engine,
+            &format!("CREATE QUERY q{i} AS SELECT line, count(*) AS n FROM idle GROUP BY line"),
+        )
+        .await?;
     }
     engine.advance(5).await?; // warm-up
     let watch = Stopwatch::start();

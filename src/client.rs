@@ -6,7 +6,10 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the sluice server at {server}: {source}")]
-    Connect { server: String, source: reqwest::Error },
+    Connect {
+        server: String,
+        source: reqwest::Error,
+    },
     #[error("{0}")]
     Server(String),
     #[error("the server sent something that is not JSON: {0}")]
@@ -23,40 +26,70 @@ pub async fn sql(server: &str, text: &str) -> Result<String, ClientError> {
         .body(text.to_string())
         .send()
         .await
-        .map_err(|source| ClientError::Connect { server: server.to_string(), source })?;
+        .map_err(|source| ClientError::Connect {
+            server: server.to_string(),
+            source,
+        })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|source| ClientError::Connect { server: server.to_string(), source })?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ClientError::Json(e.to_string()))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|source| ClientError::Connect {
+            server: server.to_string(),
+            source,
+        })?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| ClientError::Json(e.to_string()))?;
     if !status.is_success() {
         let e = &value["error"];
         let place = match (e["line"].as_u64(), e["column"].as_u64()) {
-            (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+            (Some(l), Some(c)) => format!("line {l}, column {c}: "),
             _ => String::new(),
         };
         let message = e["message"].as_str().unwrap_or("unknown error");
-        return Err(ClientError::Server(format!("error{place}: {message}")));
+        return Err(ClientError::Server(format!("{place}{message}")));
     }
     Ok(serde_json::to_string_pretty(&value).unwrap_or_default())
 }
 
 /// Subscribes to a query and prints each batch as Spark's `print()` does.
-pub async fn tail(server: &str, query: &str, mut out: impl std::io::Write) -> Result<(), ClientError> {
-    let url = format!("{}/queries/{}/stream?format=ndjson", server.trim_end_matches('/'), query);
-    let response = reqwest::get(&url).await.map_err(|source| ClientError::Connect { server: server.to_string(), source })?;
+pub async fn tail(
+    server: &str,
+    query: &str,
+    mut out: impl std::io::Write,
+) -> Result<(), ClientError> {
+    let url = format!(
+        "{}/queries/{}/stream?format=ndjson",
+        server.trim_end_matches('/'),
+        query
+    );
+    let response = reqwest::get(&url)
+        .await
+        .map_err(|source| ClientError::Connect {
+            server: server.to_string(),
+            source,
+        })?;
     if !response.status().is_success() {
         let bytes = response.bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let message = body["error"]["message"].as_str().unwrap_or("request failed").to_string();
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed")
+            .to_string();
         return Err(ClientError::Server(message));
     }
     let mut bytes = response.bytes_stream();
     let mut pending = Vec::new();
     while let Some(chunk) = bytes.next().await {
-        let chunk = chunk.map_err(|source| ClientError::Connect { server: server.to_string(), source })?;
+        let chunk = chunk.map_err(|source| ClientError::Connect {
+            server: server.to_string(),
+            source,
+        })?;
         pending.extend_from_slice(&chunk);
         while let Some(i) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=i).collect();
-            let value: Value = serde_json::from_slice(&line).map_err(|e| ClientError::Json(e.to_string()))?;
+            let value: Value =
+                serde_json::from_slice(&line).map_err(|e| ClientError::Json(e.to_string()))?;
             let _ = out.write_all(print_batch(&value).as_bytes());
             let _ = out.flush();
             if value.get("end").is_some() {
@@ -71,8 +104,11 @@ pub async fn tail(server: &str, query: &str, mut out: impl std::io::Write) -> Re
 /// first 10 rows as tuples, `...` if there are more, and an empty line.
 pub fn print_batch(batch: &Value) -> String {
     const DASHES: &str = "-------------------------------------------";
-    if let Some(n) = batch.get("lagged") {
-        return format!("(fell behind: {n} batches skipped)\n");
+    if let Some(lag) = batch.get("lagged") {
+        return format!(
+            "(fell behind: {} batches after {} ms were dropped; resuming at {} ms)\n",
+            lag["missed"], lag["last"], lag["resume"]
+        );
     }
     if batch.get("end").is_some() {
         return "(the query was dropped)\n".to_string();
@@ -114,7 +150,8 @@ mod tests {
 
     #[test]
     fn prints_like_spark() {
-        let batch = json!({"batch_time": 2000, "rows": [{"word": "a", "n": 2}, {"word": "b", "n": 1}]});
+        let batch =
+            json!({"batch_time": 2000, "rows": [{"word": "a", "n": 2}, {"word": "b", "n": 1}]});
         assert_eq!(
             print_batch(&batch),
             "-------------------------------------------\nTime: 2000 ms\n-------------------------------------------\n(a,2)\n(b,1)\n\n"

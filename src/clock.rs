@@ -13,8 +13,13 @@ use crate::time::{BatchTime, Interval};
 
 #[derive(Debug, Clone)]
 pub enum Clock {
-    System { interval: Interval },
-    Manual { interval: Interval, now: Arc<AtomicI64> },
+    System {
+        interval: Interval,
+    },
+    Manual {
+        interval: Interval,
+        now: Arc<AtomicI64>,
+    },
 }
 
 impl Clock {
@@ -23,7 +28,10 @@ impl Clock {
     }
 
     pub fn manual(interval: Interval) -> Clock {
-        Clock::Manual { interval, now: Arc::new(AtomicI64::new(0)) }
+        Clock::Manual {
+            interval,
+            now: Arc::new(AtomicI64::new(0)),
+        }
     }
 
     pub fn interval(&self) -> Interval {
@@ -48,7 +56,9 @@ impl Clock {
     pub fn arrival_batch(&self) -> BatchTime {
         match self {
             Clock::System { interval } => BatchTime::containing(wall_ms(), *interval),
-            Clock::Manual { interval, now } => BatchTime(now.load(Ordering::Acquire)).next(*interval),
+            Clock::Manual { interval, now } => {
+                BatchTime(now.load(Ordering::Acquire)).next(*interval)
+            }
         }
     }
 

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::api::ApiLimits;
 use crate::clock::Clock;
 use crate::engine::EngineConfig;
 use crate::sink::Retention;
@@ -58,6 +57,21 @@ pub struct ServeArgs {
     pub max_record_bytes: usize,
 }
 
+/// HTTP API settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Largest request body in bytes (default 16 MiB); larger gets 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 16 << 20,
+        }
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,13 +95,23 @@ pub enum ConfigError {
 
 impl ServeArgs {
     pub fn validate(&self) -> Result<Config, ConfigError> {
-        let addr: SocketAddr = self.addr.parse().map_err(|_| ConfigError::Addr(self.addr.clone()))?;
-        let interval = parse_duration(&self.batch_interval).map_err(|e| ConfigError::Interval(e.to_string()))?;
+        let addr: SocketAddr = self
+            .addr
+            .parse()
+            .map_err(|_| ConfigError::Addr(self.addr.clone()))?;
+        let interval = parse_duration(&self.batch_interval)
+            .map_err(|e| ConfigError::Interval(e.to_string()))?;
         let clock = match self.clock {
             ClockKind::System => Clock::system(interval),
             ClockKind::Manual => Clock::manual(interval),
         };
-        let nonzero = |v: usize, name| if v == 0 { Err(ConfigError::Zero(name)) } else { Ok(v) };
+        let nonzero = |v: usize, name| {
+            if v == 0 {
+                Err(ConfigError::Zero(name))
+            } else {
+                Ok(v)
+            }
+        };
         let mut engine = EngineConfig::default();
         if let Some(p) = self.parallelism {
             engine.parallelism = nonzero(p, "parallelism")?;
@@ -106,7 +130,9 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             init: self.init.clone(),
             engine,
-            api: ApiLimits { max_body_bytes: nonzero(self.max_body_bytes, "max-body-bytes")? },
+            api: ApiLimits {
+                max_body_bytes: nonzero(self.max_body_bytes, "max-body-bytes")?,
+            },
         })
     }
 }
@@ -114,7 +140,8 @@ impl ServeArgs {
 impl Config {
     /// A manual-clock configuration on a free local port, for tests.
     pub fn for_test(interval_ms: i64) -> Config {
-        let interval = Interval::from_millis(interval_ms).unwrap_or_else(|e| panic!("test interval: {e}"));
+        let interval =
+            Interval::from_millis(interval_ms).unwrap_or_else(|e| panic!("test interval: {e}"));
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: Clock::manual(interval),

@@ -38,3 +38,10 @@ pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod time;
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every
+/// critical section in sluice leaves its data consistent, so a panic elsewhere
+/// must not turn into a second panic here.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use sluice::config::ServeArgs;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A streaming SQL server: Spark Streaming's micro-batches over DataFusion")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A streaming SQL server: Spark Streaming's micro-batches over DataFusion"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,8 +42,12 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -54,7 +62,11 @@ fn main() -> ExitCode {
                 sluice::server::serve(config).await?;
             }
             Command::Sql { sql, server } => {
-                let text = if sql == "-" { std::io::read_to_string(std::io::stdin())? } else { sql };
+                let text = if sql == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    sql
+                };
                 println!("{}", sluice::client::sql(&server, &text).await?);
             }
             Command::Tail { query, server } => {

@@ -79,7 +79,12 @@ impl Interval {
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
             if ms % size == 0 {
                 return write!(f, "{}{}", ms / size, unit);
             }
@@ -175,8 +180,14 @@ mod tests {
         assert_eq!(parse_duration("s"), Err(DurationError::Syntax("s".into())));
         assert_eq!(parse_duration("5"), Err(DurationError::Syntax("5".into())));
         assert_eq!(parse_duration("0s"), Err(DurationError::NotPositive(0)));
-        assert_eq!(parse_duration("0.5ms"), Err(DurationError::Syntax("0.5ms".into())));
-        assert_eq!(parse_duration("99999999999999999d"), Err(DurationError::TooLong));
+        assert_eq!(
+            parse_duration("0.5ms"),
+            Err(DurationError::Syntax("0.5ms".into()))
+        );
+        assert_eq!(
+            parse_duration("99999999999999999d"),
+            Err(DurationError::TooLong)
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@ use super::{ApiError, AppState};
 /// Most batches one request may run.
 const MAX_ADVANCE: u64 = 100_000;
 
-pub async fn advance(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn advance(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let body = body?;
     if !app.engine.registry.clock.is_manual() {
         return Err(ApiError::new(
@@ -24,16 +27,30 @@ pub async fn advance(State(app): State<AppState>, body: Result<Bytes, BytesRejec
     let batches = if body.iter().all(u8::is_ascii_whitespace) {
         1
     } else {
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("body must be JSON like {{\"batches\": 3}}: {e}")))?;
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("body must be JSON like {{\"batches\": 3}}: {e}"))
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "body must be a JSON object like {\"batches\": 3}",
+            ));
+        }
         match value.get("batches") {
             None => 1,
             Some(n) => n
                 .as_u64()
                 .filter(|n| (1..=MAX_ADVANCE).contains(n))
-                .ok_or_else(|| ApiError::bad_request(format!("\"batches\" must be a whole number from 1 to {MAX_ADVANCE}")))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "\"batches\" must be a whole number from 1 to {MAX_ADVANCE}"
+                    ))
+                })?,
         }
     };
-    let times = app.engine.advance(batches as u32).await.map_err(|_| ApiError::stopped())?;
+    let times = app
+        .engine
+        .advance(batches as u32)
+        .await
+        .map_err(|_| ApiError::stopped())?;
     Ok(Json(json!({ "batch_times": times })))
 }

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::config::ApiLimits;
 use crate::engine::EngineHandle;
 use crate::sql::dialect::SqlError;
 
@@ -23,19 +24,6 @@ use crate::sql::dialect::SqlError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: EngineHandle,
-}
-
-/// API settings.
-#[derive(Debug, Clone, Copy)]
-pub struct ApiLimits {
-    /// Largest request body in bytes (default 16 MiB); larger gets 413.
-    pub max_body_bytes: usize,
-}
-
-impl Default for ApiLimits {
-    fn default() -> Self {
-        ApiLimits { max_body_bytes: 16 << 20 }
-    }
 }
 
 pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
@@ -49,7 +37,10 @@ pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
         .route("/streams", get(queries::list_streams))
         .route("/streams/{name}", get(queries::show_stream))
         .route("/queries", get(queries::list))
-        .route("/queries/{name}", get(queries::show).delete(queries::delete))
+        .route(
+            "/queries/{name}",
+            get(queries::show).delete(queries::delete),
+        )
         .route("/queries/{name}/results", get(queries::results))
         .route("/queries/{name}/stream", get(queries::stream))
         .route("/queries/{name}/state", get(queries::state))
@@ -64,7 +55,10 @@ async fn dashboard() -> Html<&'static str> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see docs/http-api.md")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see docs/http-api.md",
+    )
 }
 
 /// An error answer: `{"error": {"message": ..., ["line", "column", ...]}}`.
@@ -76,7 +70,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, body: json!({ "message": message.into() }) }
+        ApiError {
+            status,
+            body: json!({ "message": message.into() }),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -103,7 +100,10 @@ impl ApiError {
     }
 
     pub fn stopped() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped: the server is shutting down")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine has stopped: the server is shutting down",
+        )
     }
 }
 

@@ -24,27 +24,52 @@ use crate::sink::ResultBatch;
 use crate::time::BatchTime;
 
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
-    let queries: Vec<Value> = app.engine.registry.all_queries().iter().map(|q| summary(q)).collect();
+    let queries: Vec<Value> = app
+        .engine
+        .registry
+        .all_queries()
+        .iter()
+        .map(|q| summary(q))
+        .collect();
     Json(json!({ "queries": queries }))
 }
 
 pub async fn list_streams(State(app): State<AppState>) -> Json<Value> {
-    let streams: Vec<Value> = app.engine.registry.all_streams().iter().map(|q| summary(q)).collect();
+    let streams: Vec<Value> = app
+        .engine
+        .registry
+        .all_streams()
+        .iter()
+        .map(|q| summary(q))
+        .collect();
     Json(json!({ "streams": streams }))
 }
 
-pub async fn show(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let q = query(&app, &name)?;
     Ok(Json(details(&q)))
 }
 
-pub async fn show_stream(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let q = app.engine.registry.stream(&name).ok_or_else(|| ApiError::not_found("stream", &name))?;
+pub async fn show_stream(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let q = app
+        .engine
+        .registry
+        .stream(&name)
+        .ok_or_else(|| ApiError::not_found("stream", &name))?;
     Ok(Json(details(&q)))
 }
 
 /// `DELETE /queries/{name}`: the same as `DROP QUERY name`.
-pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     query(&app, &name)?;
     let sql = format!("DROP QUERY \"{}\"", name.replace('"', "\"\""));
     match app.engine.sql(sql).await.map_err(|_| ApiError::stopped())? {
@@ -54,7 +79,10 @@ pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> Re
 }
 
 fn query(app: &AppState, name: &str) -> Result<Arc<QueryInfo>, ApiError> {
-    app.engine.registry.query(name).ok_or_else(|| ApiError::not_found("query", name))
+    app.engine
+        .registry
+        .query(name)
+        .ok_or_else(|| ApiError::not_found("query", name))
 }
 
 fn summary(q: &QueryInfo) -> Value {
@@ -115,7 +143,10 @@ pub async fn results(
     let q = query(&app, &name)?;
     let limit = params.limit.unwrap_or(100).min(MAX_POLL);
     let batches = q.results.after(params.after.map(BatchTime), limit);
-    let next = batches.last().map(|b| b.batch_time.millis()).or(params.after);
+    let next = batches
+        .last()
+        .map(|b| b.batch_time.millis())
+        .or(params.after);
     let mut body = Vec::with_capacity(batches.iter().map(|b| b.json.len() + 1).sum::<usize>() + 32);
     body.extend_from_slice(b"{\"batches\":[");
     for (i, b) in batches.iter().enumerate() {
@@ -124,7 +155,13 @@ pub async fn results(
         }
         body.extend_from_slice(&b.json);
     }
-    body.extend_from_slice(format!("],\"next\":{}}}", next.map_or("null".to_string(), |n| n.to_string())).as_bytes());
+    body.extend_from_slice(
+        format!(
+            "],\"next\":{}}}",
+            next.map_or("null".to_string(), |n| n.to_string())
+        )
+        .as_bytes(),
+    );
     Ok(raw_json(StatusCode::OK, body))
 }
 
@@ -145,8 +182,12 @@ pub async fn state(
     let Some(latest) = q.results.latest() else {
         return Ok(Json(json!({ "batch_time": null, "rows": [] })));
     };
-    let mut batch: Value = serde_json::from_slice(&latest.json)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("stored result is not JSON: {e}")))?;
+    let mut batch: Value = serde_json::from_slice(&latest.json).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stored result is not JSON: {e}"),
+        )
+    })?;
     let Some(Value::Array(rows)) = batch.get_mut("rows") else {
         return Ok(Json(batch));
     };
@@ -157,11 +198,23 @@ pub async fn state(
             None => false,
             Some(d) if d == "asc" => false,
             Some(d) if d == "desc" => true,
-            Some(d) => return Err(ApiError::bad_request(format!("order_by direction '{d}' must be asc or desc"))),
+            Some(d) => {
+                return Err(ApiError::bad_request(format!(
+                    "order_by direction '{d}' must be asc or desc"
+                )))
+            }
         };
         if !q.schema.fields().iter().any(|f| f.name() == &column) {
-            let known: Vec<&str> = q.schema.fields().iter().map(|f| f.name().as_str()).collect();
-            return Err(ApiError::bad_request(format!("unknown column '{column}' in order_by; columns: {}", known.join(", "))));
+            let known: Vec<&str> = q
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "unknown column '{column}' in order_by; columns: {}",
+                known.join(", ")
+            )));
         }
         rows.sort_by(|a, b| {
             let o = compare(a.get(&column), b.get(&column));
@@ -185,9 +238,11 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Null, _) => Ordering::Less,
         (_, Value::Null) => Ordering::Greater,
-        (Value::Number(x), Value::Number(y)) => {
-            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
-        }
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .unwrap_or(0.0)
+            .partial_cmp(&y.as_f64().unwrap_or(0.0))
+            .unwrap_or(Ordering::Equal),
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (x, y) => x.to_string().cmp(&y.to_string()),
     }
@@ -202,15 +257,22 @@ pub struct StreamParams {
 /// What a subscriber receives.
 enum Update {
     Batch(Arc<ResultBatch>),
-    /// The subscriber fell behind by this many batches; it resumes from the
-    /// oldest retained batch after the last one it got.
-    Lagged(u64),
+    /// The subscriber fell behind the live feed and batches it had not received
+    /// were no longer retained: `missed` batches between `last` and `resume`
+    /// are lost to it; it goes on from the oldest retained batch.
+    Lagged {
+        missed: i64,
+        last: Option<i64>,
+        resume: i64,
+    },
     /// The query was dropped.
     End,
 }
 
 struct Subscription {
     query: Arc<QueryInfo>,
+    /// Time between two result batches of the query (the batch interval).
+    cadence_ms: i64,
     live: Option<broadcast::Receiver<Arc<ResultBatch>>>,
     pending: VecDeque<Arc<ResultBatch>>,
     last: Option<BatchTime>,
@@ -219,13 +281,24 @@ struct Subscription {
 
 impl Subscription {
     /// Subscribes first, then takes the replay, so no batch falls in between.
-    fn new(query: Arc<QueryInfo>, after: Option<BatchTime>) -> Subscription {
+    /// Without `after`, only batches emitted from now on are delivered.
+    fn new(query: Arc<QueryInfo>, after: Option<BatchTime>, cadence_ms: i64) -> Subscription {
         let live = query.results.subscribe();
-        let pending = match after {
-            Some(a) => query.results.after(Some(a), usize::MAX).into(),
-            None => VecDeque::new(),
+        let (pending, last) = match after {
+            Some(a) => (query.results.after(Some(a), usize::MAX).into(), Some(a)),
+            None => (
+                VecDeque::new(),
+                query.results.latest().map(|b| b.batch_time),
+            ),
         };
-        Subscription { query, live, pending, last: after, ended: false }
+        Subscription {
+            query,
+            cadence_ms: cadence_ms.max(1),
+            live,
+            pending,
+            last,
+            ended: false,
+        }
     }
 
     async fn next(&mut self) -> Option<Update> {
@@ -246,9 +319,21 @@ impl Subscription {
             };
             match live.recv().await {
                 Ok(b) => self.pending.push_back(b),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Catch up from the store; report only what it no longer has.
                     self.pending = self.query.results.after(self.last, usize::MAX).into();
-                    return Some(Update::Lagged(n));
+                    if let (Some(last), Some(first)) = (self.last, self.pending.front()) {
+                        let missed =
+                            (first.batch_time.millis() - last.millis()) / self.cadence_ms - 1;
+                        if missed > 0 {
+                            let resume = first.batch_time.millis();
+                            return Some(Update::Lagged {
+                                missed,
+                                last: Some(last.millis()),
+                                resume,
+                            });
+                        }
+                    }
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     self.ended = true;
@@ -279,21 +364,32 @@ pub async fn stream(
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a batch time in milliseconds"))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request("Last-Event-ID must be a batch time in milliseconds")
+                })?,
         ),
     };
     let after = params.after.or(last_event_id).map(BatchTime);
-    let updates = Subscription::new(q, after).into_stream();
+    let cadence = app.engine.registry.clock.interval().millis();
+    let updates = Subscription::new(q, after, cadence).into_stream();
     match params.format.as_deref() {
         None | Some("sse") => {
             let events = updates.map(|u| Ok::<_, Infallible>(sse_event(u)));
-            Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+            Ok(Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response())
         }
         Some("ndjson") => {
             let lines = updates.map(|u| Ok::<_, Infallible>(ndjson_line(u)));
-            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+            Ok((
+                [(header::CONTENT_TYPE, "application/x-ndjson")],
+                Body::from_stream(lines),
+            )
+                .into_response())
         }
-        Some(other) => Err(ApiError::bad_request(format!("unknown format '{other}'; use sse or ndjson"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unknown format '{other}'; use sse or ndjson"
+        ))),
     }
 }
 
@@ -303,17 +399,110 @@ fn sse_event(u: Update) -> Event {
             .event("batch")
             .id(b.batch_time.millis().to_string())
             .data(String::from_utf8_lossy(&b.json)),
-        Update::Lagged(n) => Event::default().event("lagged").data(json!({ "skipped": n }).to_string()),
-        Update::End => Event::default().event("end").data(json!({ "reason": "query dropped" }).to_string()),
+        Update::Lagged {
+            missed,
+            last,
+            resume,
+        } => Event::default()
+            .event("lagged")
+            .data(json!({ "missed": missed, "last": last, "resume": resume }).to_string()),
+        Update::End => Event::default()
+            .event("end")
+            .data(json!({ "reason": "query dropped" }).to_string()),
     }
 }
 
 fn ndjson_line(u: Update) -> Bytes {
     let mut line = match u {
         Update::Batch(b) => b.json.to_vec(),
-        Update::Lagged(n) => json!({ "lagged": n }).to_string().into_bytes(),
+        Update::Lagged {
+            missed,
+            last,
+            resume,
+        } => json!({ "lagged": { "missed": missed, "last": last, "resume": resume } })
+            .to_string()
+            .into_bytes(),
         Update::End => json!({ "end": "query dropped" }).to_string().into_bytes(),
     };
     line.push(b'\n');
     Bytes::from(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::QueryKind;
+    use crate::sink::{ResultStore, Retention};
+    use datafusion::arrow::datatypes::Schema;
+
+    fn query(retain: usize) -> Arc<QueryInfo> {
+        Arc::new(QueryInfo::new(
+            "q".into(),
+            "SELECT 1".into(),
+            QueryKind::PerBatch,
+            Arc::new(Schema::empty()),
+            BatchTime(0),
+            1,
+            Vec::new(),
+            ResultStore::new(Retention {
+                max_batches: retain,
+                max_bytes: 1 << 20,
+            }),
+        ))
+    }
+
+    fn push(q: &QueryInfo, t: i64) {
+        q.results.push(ResultBatch {
+            batch_time: BatchTime(t),
+            rows: 0,
+            json: Bytes::from_static(b"{}"),
+        });
+    }
+
+    fn time(u: Option<Update>) -> i64 {
+        match u {
+            Some(Update::Batch(b)) => b.batch_time.millis(),
+            _ => panic!("expected a batch"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_subscriber_is_told_what_it_missed_and_resumes() {
+        let q = query(100);
+        push(&q, 1000);
+        let mut sub = Subscription::new(Arc::clone(&q), None, 1000);
+        // 200 batches while the subscriber does not read: the live feed holds 64,
+        // the store 100, so batches 2000..=101000 are gone for it.
+        for t in 2..=201 {
+            push(&q, t * 1000);
+        }
+        match sub.next().await {
+            Some(Update::Lagged {
+                missed,
+                last,
+                resume,
+            }) => {
+                assert_eq!((missed, last, resume), (100, Some(1000), 102_000));
+            }
+            _ => panic!("expected a lag notice"),
+        }
+        for t in 102..=201 {
+            assert_eq!(time(sub.next().await), t * 1000);
+        }
+        q.results.close();
+        assert!(matches!(sub.next().await, Some(Update::End)));
+        assert!(sub.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lag_covered_by_retention_loses_nothing_and_says_nothing() {
+        let q = query(1000);
+        let mut sub = Subscription::new(Arc::clone(&q), None, 1000);
+        for t in 1..=100 {
+            push(&q, t * 1000);
+        }
+        for t in 1..=100 {
+            assert_eq!(time(sub.next().await), t * 1000);
+        }
+    }
 }

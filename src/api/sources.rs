@@ -13,12 +13,25 @@ use super::{ApiError, AppState};
 use crate::source::{IngestError, SourceHandle};
 
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
-    let sources: Vec<Value> = app.engine.registry.all_sources().iter().map(|s| describe(s)).collect();
+    let sources: Vec<Value> = app
+        .engine
+        .registry
+        .all_sources()
+        .iter()
+        .map(|s| describe(s))
+        .collect();
     Json(json!({ "sources": sources }))
 }
 
-pub async fn show(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let source = app.engine.registry.source(&name).ok_or_else(|| ApiError::not_found("source", &name))?;
+pub async fn show(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let source = app
+        .engine
+        .registry
+        .source(&name)
+        .ok_or_else(|| ApiError::not_found("source", &name))?;
     Ok(Json(describe(&source)))
 }
 
@@ -28,14 +41,24 @@ pub async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body?;
-    let source = app.engine.registry.source(&name).ok_or_else(|| ApiError::not_found("source", &name))?;
+    let source = app
+        .engine
+        .registry
+        .source(&name)
+        .ok_or_else(|| ApiError::not_found("source", &name))?;
     match source.ingest(&body) {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted })))),
-        Err(e @ IngestError::BadRow { line, .. }) => {
-            Err(ApiError::bad_request(format!("{e}; nothing of this request was kept")).with("line", json!(line)))
-        }
+        Err(e @ IngestError::BadRow { line, .. }) => Err(ApiError::bad_request(format!(
+            "{e}; nothing of this request was kept"
+        ))
+        .with("line", json!(line))),
         Err(e @ IngestError::NotHttp(_)) => Err(ApiError::bad_request(e.to_string())),
-        Err(e @ IngestError::Busy(..)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())),
+        Err(e @ IngestError::Busy(..)) => {
+            Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
+        }
+        Err(e @ IngestError::TooBig { .. }) => {
+            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 pub mod registry;
 mod statements;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -31,8 +31,8 @@ use crate::source::{Source, SourceHandle, SourceLimits};
 use crate::sql::dialect::SqlError;
 use crate::sql::planner::Readable;
 use crate::time::BatchTime;
-pub use statements::schema_json;
 pub use registry::{BatchMetrics, QueryInfo, QueryKind, QueryStatus, Registry};
+pub use statements::schema_json;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -127,12 +127,21 @@ impl Engine {
         for s in &self.sources {
             tables.insert(
                 s.handle.name().to_string(),
-                Readable { schema: s.handle.schema().clone(), slot: Arc::clone(&s.slot) },
+                Readable {
+                    schema: s.handle.schema().clone(),
+                    slot: Arc::clone(&s.slot),
+                },
             );
         }
         for s in &self.streams {
             if let Some(slot) = &s.slot {
-                tables.insert(s.info.name.clone(), Readable { schema: s.info.schema.clone(), slot: Arc::clone(slot) });
+                tables.insert(
+                    s.info.name.clone(),
+                    Readable {
+                        schema: s.info.schema.clone(),
+                        slot: Arc::clone(slot),
+                    },
+                );
             }
         }
         tables
@@ -141,10 +150,17 @@ impl Engine {
     /// Runs batch `t`. `t` must be later than the last batch run.
     pub async fn tick(&mut self, t: BatchTime) {
         if self.last_tick.is_some_and(|last| t <= last) {
-            tracing::warn!(batch_time = t.millis(), "tick for a batch time already run; ignored");
+            tracing::warn!(
+                batch_time = t.millis(),
+                "tick for a batch time already run; ignored"
+            );
             return;
         }
-        let delay = if self.clock.is_manual() { 0 } else { (self.clock.now_ms() - t.millis()).max(0) };
+        let delay = if self.clock.is_manual() {
+            0
+        } else {
+            (self.clock.now_ms() - t.millis()).max(0)
+        };
         self.batch_clock.set(t.millis());
         let mut rows: BTreeMap<String, usize> = BTreeMap::new();
         for s in &mut self.sources {
@@ -153,8 +169,9 @@ impl Engine {
             rows.insert(s.handle.name().to_string(), batch.rows);
             s.slot.set(batch.chunks);
         }
+        let mut failed: BTreeSet<String> = BTreeSet::new();
         for stream in &self.streams {
-            let out = run_one(stream, t, delay, &rows).await;
+            let out = run_one(stream, t, delay, &rows, &mut failed).await;
             let n: usize = out.iter().map(|b| b.num_rows()).sum();
             rows.insert(stream.info.name.clone(), n);
             if let Some(slot) = &stream.slot {
@@ -162,8 +179,7 @@ impl Engine {
             }
         }
         for query in &self.queries {
-            let out = run_one(query, t, delay, &rows).await;
-            drop(out);
+            run_one(query, t, delay, &rows, &mut failed).await;
         }
         for s in &self.sources {
             s.slot.clear();
@@ -185,15 +201,29 @@ impl Engine {
 }
 
 /// Runs one query or stream for batch `t`; emits results for queries. Returns the
-/// output (empty for a failed or not yet started one).
+/// output (empty for a failed or not yet started one). `failed` holds the streams
+/// that have failed: a reader of one fails too, rather than emit results computed
+/// without its input; a failing stream adds itself.
 async fn run_one(
     runner: &Runner,
     t: BatchTime,
     delay: i64,
     rows: &BTreeMap<String, usize>,
+    failed: &mut BTreeSet<String>,
 ) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
     let info = &runner.info;
-    if !info.is_running() || t <= info.zero_time {
+    if info.is_running() {
+        if let Some(input) = info.inputs.iter().find(|i| failed.contains(*i)) {
+            info.fail(format!("its input stream '{input}' has failed"), t);
+        }
+    }
+    if !info.is_running() {
+        if info.kind == QueryKind::Stream {
+            failed.insert(info.name.clone());
+        }
+        return Vec::new();
+    }
+    if t <= info.zero_time {
         return Vec::new();
     }
     let input_rows: usize = info.inputs.iter().filter_map(|i| rows.get(i)).sum();
@@ -202,6 +232,9 @@ async fn run_one(
         Ok(out) => out,
         Err(e) => {
             info.fail(crate::sql::planner::user_error(e).message, t);
+            if info.kind == QueryKind::Stream {
+                failed.insert(info.name.clone());
+            }
             return Vec::new();
         }
     };
@@ -211,7 +244,11 @@ async fn run_one(
         json.extend_from_slice(format!("{{\"batch_time\":{},\"rows\":", t.millis()).as_bytes());
         write_rows(&out, &mut json);
         json.push(b'}');
-        info.results.push(ResultBatch { batch_time: t, rows: output_rows, json: json.into() });
+        info.results.push(ResultBatch {
+            batch_time: t,
+            rows: output_rows,
+            json: json.into(),
+        });
     }
     info.record(BatchMetrics {
         batch_time: t.millis(),
@@ -225,9 +262,15 @@ async fn run_one(
 
 /// A request to the engine task.
 pub enum Command {
-    Sql { text: String, reply: oneshot::Sender<Result<Vec<Value>, StatementFailure>> },
+    Sql {
+        text: String,
+        reply: oneshot::Sender<Result<Vec<Value>, StatementFailure>>,
+    },
     /// Manual clock: run `batches` batches now.
-    Advance { batches: u32, reply: oneshot::Sender<Vec<i64>> },
+    Advance {
+        batches: u32,
+        reply: oneshot::Sender<Vec<i64>>,
+    },
 }
 
 /// How the rest of the server talks to the engine task.
@@ -243,15 +286,24 @@ pub struct EngineHandle {
 pub struct EngineStopped;
 
 impl EngineHandle {
-    pub async fn sql(&self, text: String) -> Result<Result<Vec<Value>, StatementFailure>, EngineStopped> {
+    pub async fn sql(
+        &self,
+        text: String,
+    ) -> Result<Result<Vec<Value>, StatementFailure>, EngineStopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Sql { text, reply }).await.map_err(|_| EngineStopped)?;
+        self.tx
+            .send(Command::Sql { text, reply })
+            .await
+            .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
     }
 
     pub async fn advance(&self, batches: u32) -> Result<Vec<i64>, EngineStopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Advance { batches, reply }).await.map_err(|_| EngineStopped)?;
+        self.tx
+            .send(Command::Advance { batches, reply })
+            .await
+            .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
     }
 }
@@ -260,7 +312,10 @@ impl EngineHandle {
 /// any) and serves commands, one at a time.
 pub fn spawn(engine: Engine) -> (EngineHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
-    let handle = EngineHandle { tx, registry: engine.registry() };
+    let handle = EngineHandle {
+        tx,
+        registry: engine.registry(),
+    };
     let task = tokio::spawn(run(engine, rx));
     (handle, task)
 }

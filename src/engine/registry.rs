@@ -10,8 +10,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::lock;
 use crate::sink::ResultStore;
-use crate::source::{lock, SourceHandle};
+use crate::source::SourceHandle;
 use crate::time::BatchTime;
 
 /// What kind of continuous computation a query or stream is.
@@ -44,7 +45,10 @@ impl QueryKind {
 pub enum QueryStatus {
     Running,
     /// Stopped at `batch_time` by `error`; it does not run again (drop and recreate it).
-    Failed { error: String, batch_time: i64 },
+    Failed {
+        error: String,
+        batch_time: i64,
+    },
 }
 
 /// Measurements of one batch of one query or stream.
@@ -143,7 +147,10 @@ impl QueryInfo {
 
     pub fn fail(&self, error: String, at: BatchTime) {
         tracing::error!(query = %self.name, batch_time = at.millis(), "query failed: {error}");
-        *lock(&self.status) = QueryStatus::Failed { error, batch_time: at.millis() };
+        *lock(&self.status) = QueryStatus::Failed {
+            error,
+            batch_time: at.millis(),
+        };
     }
 
     pub fn record(&self, m: BatchMetrics) {

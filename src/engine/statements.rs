@@ -15,7 +15,10 @@ use crate::exec::Slot;
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
-use crate::sql::dialect::{self, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError, Statement, Window};
+use crate::sql::dialect::{
+    self, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError, Statement,
+    Window,
+};
 use crate::sql::planner::{self, Compiled};
 
 /// Highest parallelism a query may ask for.
@@ -24,12 +27,22 @@ const MAX_PARALLELISM: usize = 256;
 impl Engine {
     /// Runs every statement of `text`; see the module docs for what is applied.
     pub async fn execute(&mut self, text: &str) -> Result<Vec<Value>, StatementFailure> {
-        let parsed = dialect::parse(text).map_err(|error| StatementFailure { index: 1, error, applied: Vec::new() })?;
+        let parsed = dialect::parse(text).map_err(|(index, error)| StatementFailure {
+            index,
+            error,
+            applied: Vec::new(),
+        })?;
         let mut applied = Vec::with_capacity(parsed.len());
         for (i, statement) in parsed.into_iter().enumerate() {
             match self.apply(statement).await {
                 Ok(result) => applied.push(result),
-                Err(error) => return Err(StatementFailure { index: i + 1, error, applied }),
+                Err(error) => {
+                    return Err(StatementFailure {
+                        index: i + 1,
+                        error,
+                        applied,
+                    })
+                }
             }
         }
         Ok(applied)
@@ -39,9 +52,19 @@ impl Engine {
         let at = parsed.at;
         let result = match parsed.statement {
             Statement::CreateSource(create) => self.create_source(create, parsed.sql),
-            Statement::CreateStream { name, body } => self.create_stream(name, body, parsed.sql).await,
-            Statement::CreateQuery { name, options, body } => self.create_query(name, options, body, parsed.sql).await,
-            Statement::Drop { kind, name, if_exists } => self.drop_object(kind, name, if_exists),
+            Statement::CreateStream { name, body } => {
+                self.create_stream(name, body, parsed.sql).await
+            }
+            Statement::CreateQuery {
+                name,
+                options,
+                body,
+            } => self.create_query(name, options, body, parsed.sql).await,
+            Statement::Drop {
+                kind,
+                name,
+                if_exists,
+            } => self.drop_object(kind, name, if_exists),
             Statement::Show(kind) => Ok(self.show(kind)),
             Statement::Explain(body) => self.explain(body).await,
         };
@@ -64,7 +87,11 @@ impl Engine {
     fn ensure_free(&self, name: &Name) -> Result<(), SqlError> {
         match self.kind_of(&name.value) {
             Some(kind) => Err(SqlError::at(
-                format!("a {} named '{}' already exists; DROP it first or choose another name", kind.name(), name.value),
+                format!(
+                    "a {} named '{}' already exists; DROP it first or choose another name",
+                    kind.name(),
+                    name.value
+                ),
                 name.at,
             )),
             None => Ok(()),
@@ -73,8 +100,11 @@ impl Engine {
 
     fn create_source(&mut self, create: CreateSource, sql: String) -> Result<Value, SqlError> {
         self.ensure_free(&create.name)?;
-        let fields: Vec<Field> =
-            create.columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable)).collect();
+        let fields: Vec<Field> = create
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+            .collect();
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         Decoder::new(schema.clone(), create.format).map_err(|m| SqlError::at(m, create.name.at))?;
         let kind = match create.from {
@@ -85,7 +115,10 @@ impl Engine {
         if kind != SourceKind::Generator {
             if let Some((key, _)) = create.options.first() {
                 return Err(SqlError::at(
-                    format!("unknown option '{key}' for a {} source; it takes no options", kind.name().to_uppercase()),
+                    format!(
+                        "unknown option '{key}' for a {} source; it takes no options",
+                        kind.name().to_uppercase()
+                    ),
                     create.name.at,
                 ));
             }
@@ -98,8 +131,13 @@ impl Engine {
             options: create.options.into_iter().collect(),
             sql,
         };
-        let mut feeder = source::build(&spec, self.clock.zero_time()).map_err(|m| SqlError::at(m, create.name.at))?;
-        let handle = Arc::new(SourceHandle::new(spec, self.clock.clone(), self.config.source_limits));
+        let mut feeder = source::build(&spec, self.clock.zero_time())
+            .map_err(|m| SqlError::at(m, create.name.at))?;
+        let handle = Arc::new(SourceHandle::new(
+            spec,
+            self.clock.clone(),
+            self.config.source_limits,
+        ));
         let task = feeder.start(Arc::clone(&handle));
         write(&self.registry.sources).insert(handle.name().to_string(), Arc::clone(&handle));
         let result = json!({
@@ -108,15 +146,31 @@ impl Engine {
             "kind": handle.spec.kind.name(),
             "format": handle.spec.format.name(),
         });
-        self.sources.push(SourceEntry { handle, feeder, task, slot: Arc::new(Slot::default()) });
+        self.sources.push(SourceEntry {
+            handle,
+            feeder,
+            task,
+            slot: Arc::new(Slot::default()),
+        });
         Ok(result)
     }
 
     async fn compile(&self, body: &QueryBody, parallelism: usize) -> Result<Compiled, SqlError> {
-        planner::compile(&body.query, &self.readable(), parallelism, &self.batch_clock).await
+        planner::compile(
+            &body.query,
+            &self.readable(),
+            parallelism,
+            &self.batch_clock,
+        )
+        .await
     }
 
-    async fn create_stream(&mut self, name: Name, body: QueryBody, sql: String) -> Result<Value, SqlError> {
+    async fn create_stream(
+        &mut self,
+        name: Name,
+        body: QueryBody,
+        sql: String,
+    ) -> Result<Value, SqlError> {
         self.ensure_free(&name)?;
         let compiled = self.compile(&body, self.config.parallelism).await?;
         let info = Arc::new(QueryInfo::new(
@@ -127,11 +181,18 @@ impl Engine {
             self.clock.zero_time(),
             self.config.parallelism,
             compiled.inputs,
-            ResultStore::new(Retention { max_batches: 1, max_bytes: 0 }),
+            ResultStore::new(Retention {
+                max_batches: 1,
+                max_bytes: 0,
+            }),
         ));
         write(&self.registry.streams).insert(info.name.clone(), Arc::clone(&info));
         let result = json!({"statement": "CREATE STREAM", "name": info.name, "schema": schema_json(&info.schema)});
-        self.streams.push(Runner { info, plan: compiled.plan, slot: Some(Arc::new(Slot::default())) });
+        self.streams.push(Runner {
+            info,
+            plan: compiled.plan,
+            slot: Some(Arc::new(Slot::default())),
+        });
         Ok(result)
     }
 
@@ -146,17 +207,7 @@ impl Engine {
             self.ensure_free(name)?;
         }
         let parallelism = query_parallelism(&options, self.config.parallelism)?;
-        if let Some(w) = body.window {
-            let what = match w.window {
-                Window::Sliding { .. } => "WINDOW SLIDING",
-                Window::Tumbling { .. } => "WINDOW TUMBLING",
-                Window::Cumulative { .. } => "WINDOW CUMULATIVE",
-            };
-            return Err(SqlError::at(
-                format!("{what} is not supported yet in this version of sluice; per-batch queries (no WINDOW clause) are"),
-                w.at,
-            ));
-        }
+        reject_window(&body)?;
         let compiled = self.compile(&body, parallelism).await?;
         let name = match name {
             Some(n) => n.value,
@@ -179,7 +230,11 @@ impl Engine {
             "kind": info.kind.name(),
             "schema": schema_json(&info.schema),
         });
-        self.queries.push(Runner { info, plan: compiled.plan, slot: None });
+        self.queries.push(Runner {
+            info,
+            plan: compiled.plan,
+            slot: None,
+        });
         Ok(result)
     }
 
@@ -193,17 +248,31 @@ impl Engine {
         }
     }
 
-    fn drop_object(&mut self, kind: ObjectKind, name: Name, if_exists: bool) -> Result<Value, SqlError> {
+    fn drop_object(
+        &mut self,
+        kind: ObjectKind,
+        name: Name,
+        if_exists: bool,
+    ) -> Result<Value, SqlError> {
         let found = self.kind_of(&name.value);
         let done = json!({"statement": format!("DROP {}", kind.name().to_uppercase()), "name": name.value, "dropped": found == Some(kind)});
         match found {
             None if if_exists => return Ok(done),
             None => {
-                return Err(SqlError::at(format!("unknown {} '{}'", kind.name(), name.value), name.at));
+                return Err(SqlError::at(
+                    format!("unknown {} '{}'", kind.name(), name.value),
+                    name.at,
+                ));
             }
             Some(other) if other != kind => {
                 return Err(SqlError::at(
-                    format!("'{}' is a {}, not a {}; use DROP {}", name.value, other.name(), kind.name(), other.name().to_uppercase()),
+                    format!(
+                        "'{}' is a {}, not a {}; use DROP {}",
+                        name.value,
+                        other.name(),
+                        kind.name(),
+                        other.name().to_uppercase()
+                    ),
                     name.at,
                 ));
             }
@@ -215,11 +284,26 @@ impl Engine {
                 .iter()
                 .chain(&self.queries)
                 .filter(|r| r.info.inputs.contains(&name.value))
-                .map(|r| format!("{} '{}'", if r.info.kind == QueryKind::Stream { "stream" } else { "query" }, r.info.name))
+                .map(|r| {
+                    format!(
+                        "{} '{}'",
+                        if r.info.kind == QueryKind::Stream {
+                            "stream"
+                        } else {
+                            "query"
+                        },
+                        r.info.name
+                    )
+                })
                 .collect();
             if !readers.is_empty() {
                 return Err(SqlError::at(
-                    format!("cannot drop {} '{}': it is read by {}; drop those first", kind.name(), name.value, readers.join(", ")),
+                    format!(
+                        "cannot drop {} '{}': it is read by {}; drop those first",
+                        kind.name(),
+                        name.value,
+                        readers.join(", ")
+                    ),
                     name.at,
                 ));
             }
@@ -258,8 +342,14 @@ impl Engine {
                     })
                 })
                 .collect(),
-            ObjectKind::Stream => read(&self.registry.streams).values().map(|q| query_row(q)).collect(),
-            ObjectKind::Query => read(&self.registry.queries).values().map(|q| query_row(q)).collect(),
+            ObjectKind::Stream => read(&self.registry.streams)
+                .values()
+                .map(|q| query_row(q))
+                .collect(),
+            ObjectKind::Query => read(&self.registry.queries)
+                .values()
+                .map(|q| query_row(q))
+                .collect(),
         };
         let what = match kind {
             ObjectKind::Source => "SOURCES",
@@ -270,6 +360,7 @@ impl Engine {
     }
 
     async fn explain(&self, body: QueryBody) -> Result<Value, SqlError> {
+        reject_window(&body)?;
         let compiled = self.compile(&body, self.config.parallelism).await?;
         Ok(json!({
             "statement": "EXPLAIN",
@@ -277,6 +368,22 @@ impl Engine {
             "plan": planner::explain(&compiled),
         }))
     }
+}
+
+/// Windowed queries are parsed but not run yet: say so where the clause is.
+fn reject_window(body: &QueryBody) -> Result<(), SqlError> {
+    let Some(w) = body.window else {
+        return Ok(());
+    };
+    let what = match w.window {
+        Window::Sliding { .. } => "WINDOW SLIDING",
+        Window::Tumbling { .. } => "WINDOW TUMBLING",
+        Window::Cumulative { .. } => "WINDOW CUMULATIVE",
+    };
+    Err(SqlError::at(
+        format!("{what} is not supported yet in this version of sluice; per-batch queries (no WINDOW clause) are"),
+        w.at,
+    ))
 }
 
 fn query_row(q: &QueryInfo) -> Value {
@@ -301,10 +408,15 @@ pub fn schema_json(schema: &Schema) -> Value {
 }
 
 fn query_parallelism(options: &[(String, String)], default: usize) -> Result<usize, SqlError> {
-    let options: BTreeMap<&str, &str> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let options: BTreeMap<&str, &str> = options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for key in options.keys() {
         if *key != "parallelism" {
-            return Err(SqlError::new(format!("unknown query option '{key}'; known options: parallelism")));
+            return Err(SqlError::new(format!(
+                "unknown query option '{key}'; known options: parallelism"
+            )));
         }
     }
     match options.get("parallelism") {
@@ -313,6 +425,10 @@ fn query_parallelism(options: &[(String, String)], default: usize) -> Result<usi
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_PARALLELISM).contains(n))
-            .ok_or_else(|| SqlError::new(format!("parallelism = '{v}' must be a whole number from 1 to {MAX_PARALLELISM}"))),
+            .ok_or_else(|| {
+                SqlError::new(format!(
+                    "parallelism = '{v}' must be a whole number from 1 to {MAX_PARALLELISM}"
+                ))
+            }),
     }
 }

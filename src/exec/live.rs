@@ -45,15 +45,25 @@ pub struct LiveTable;
 
 impl LiveTable {
     /// A table over `slot` with `partitions` partition streams.
-    pub fn provider(schema: SchemaRef, slot: Arc<Slot>, partitions: usize) -> DfResult<Arc<dyn TableProvider>> {
+    pub fn provider(
+        schema: SchemaRef,
+        slot: Arc<Slot>,
+        partitions: usize,
+    ) -> DfResult<Arc<dyn TableProvider>> {
         let partitions = partitions.max(1);
         let streams: Vec<Arc<dyn PartitionStream>> = (0..partitions)
             .map(|index| {
-                Arc::new(LivePartition { schema: schema.clone(), slot: slot.clone(), index, count: partitions })
-                    as Arc<dyn PartitionStream>
+                Arc::new(LivePartition {
+                    schema: schema.clone(),
+                    slot: slot.clone(),
+                    index,
+                    count: partitions,
+                }) as Arc<dyn PartitionStream>
             })
             .collect();
-        Ok(Arc::new(StreamingTable::try_new(schema, streams)?.with_infinite_table(false)))
+        Ok(Arc::new(
+            StreamingTable::try_new(schema, streams)?.with_infinite_table(false),
+        ))
     }
 }
 
@@ -86,6 +96,9 @@ impl PartitionStream for LivePartition {
                 offset += len;
             }
         }
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), futures::stream::iter(mine)))
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(mine),
+        ))
     }
 }

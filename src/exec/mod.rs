@@ -18,7 +18,9 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 
@@ -80,7 +82,10 @@ pub struct BatchTimeUdf {
 
 impl BatchTimeUdf {
     pub fn new(clock: BatchClock) -> BatchTimeUdf {
-        BatchTimeUdf { clock, signature: Signature::nullary(Volatility::Volatile) }
+        BatchTimeUdf {
+            clock,
+            signature: Signature::nullary(Volatility::Volatile),
+        }
     }
 }
 
@@ -113,6 +118,9 @@ impl ScalarUDFImpl for BatchTimeUdf {
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let nanos = self.clock.get().saturating_mul(1_000_000);
-        Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(Some(nanos), None)))
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
+            Some(nanos),
+            None,
+        )))
     }
 }

@@ -61,7 +61,11 @@ pub fn write_value(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
     }
     match array.data_type() {
         DataType::Boolean => {
-            let v = array.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(row)).unwrap_or(false);
+            let v = array
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .map(|a| a.value(row))
+                .unwrap_or(false);
             out.extend_from_slice(if v { b"true" } else { b"false" });
         }
         DataType::Int8 => int!(Int8Type),
@@ -72,21 +76,35 @@ pub fn write_value(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
         DataType::UInt16 => int!(UInt16Type),
         DataType::UInt32 => int!(UInt32Type),
         DataType::UInt64 => int!(UInt64Type),
-        DataType::Float16 => float(array.as_primitive::<Float16Type>().value(row).to_f64(), out),
-        DataType::Float32 => float(array.as_primitive::<Float32Type>().value(row) as f64, out),
+        DataType::Float16 => float(array.as_primitive::<Float16Type>().value(row).to_f32(), out),
+        DataType::Float32 => float(array.as_primitive::<Float32Type>().value(row), out),
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(row), out),
         DataType::Utf8 => string(array.as_string::<i32>().value(row), out),
         DataType::LargeUtf8 => string(array.as_string::<i64>().value(row), out),
         DataType::Utf8View => string(array.as_string_view().value(row), out),
         DataType::Timestamp(unit, _) => {
             let nanos = match unit {
-                TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row).checked_mul(1_000_000_000),
-                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row).checked_mul(1_000_000),
-                TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row).checked_mul(1000),
-                TimeUnit::Nanosecond => Some(array.as_primitive::<TimestampNanosecondType>().value(row)),
+                TimeUnit::Second => array
+                    .as_primitive::<TimestampSecondType>()
+                    .value(row)
+                    .checked_mul(1_000_000_000),
+                TimeUnit::Millisecond => array
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(row)
+                    .checked_mul(1_000_000),
+                TimeUnit::Microsecond => array
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .value(row)
+                    .checked_mul(1000),
+                TimeUnit::Nanosecond => {
+                    Some(array.as_primitive::<TimestampNanosecondType>().value(row))
+                }
             };
             match nanos {
-                Some(n) => string(&DateTime::from_timestamp_nanos(n).to_rfc3339_opts(SecondsFormat::AutoSi, true), out),
+                Some(n) => string(
+                    &DateTime::from_timestamp_nanos(n).to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                    out,
+                ),
                 None => display(array, row, out),
             }
         }
@@ -94,7 +112,12 @@ pub fn write_value(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
             let days = array.as_primitive::<Date32Type>().value(row) as i64;
             date(days * 86_400_000, array, row, out)
         }
-        DataType::Date64 => date(array.as_primitive::<Date64Type>().value(row), array, row, out),
+        DataType::Date64 => date(
+            array.as_primitive::<Date64Type>().value(row),
+            array,
+            row,
+            out,
+        ),
         DataType::List(_) => list(array.as_list::<i32>(), row, out),
         DataType::LargeList(_) => list(array.as_list::<i64>(), row, out),
         DataType::Struct(_) => {
@@ -114,16 +137,20 @@ pub fn write_value(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
             // A decimal's exact digits, as a JSON number.
             let mut text = Vec::new();
             display(array, row, &mut text);
-            let digits = text.get(1..text.len().saturating_sub(1)).unwrap_or_default();
+            let digits = text
+                .get(1..text.len().saturating_sub(1))
+                .unwrap_or_default();
             out.extend_from_slice(digits);
         }
         _ => display(array, row, out),
     }
 }
 
-fn float(v: f64, out: &mut Vec<u8>) {
-    if v.is_finite() {
-        let _ = write!(out, "{v}");
+/// The shortest text that reads back as the same float (`4.0`, `0.1`); NaN and
+/// infinities, which JSON cannot express, as null.
+fn float<F: Into<f64> + Copy + serde::Serialize>(v: F, out: &mut Vec<u8>) {
+    if v.into().is_finite() {
+        let _ = serde_json::to_writer(&mut *out, &v);
     } else {
         out.extend_from_slice(b"null");
     }
@@ -172,7 +199,10 @@ mod tests {
 
     #[test]
     fn renders_types_as_the_design_says() {
-        let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1), None]), None]);
+        let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+        ]);
         let schema = Arc::new(Schema::new(vec![
             Field::new("s", DataType::Utf8, true),
             Field::new("n", DataType::Int64, true),
@@ -187,7 +217,10 @@ mod tests {
                 Arc::new(StringArray::from(vec![Some("a\"b"), None])),
                 Arc::new(Int64Array::from(vec![Some(-3), Some(4)])),
                 Arc::new(Float64Array::from(vec![Some(1.5), Some(f64::NAN)])),
-                Arc::new(TimestampNanosecondArray::from(vec![Some(1_000_000_000), Some(1_500_000_000)])),
+                Arc::new(TimestampNanosecondArray::from(vec![
+                    Some(1_000_000_000),
+                    Some(1_500_000_000),
+                ])),
                 Arc::new(Date32Array::from(vec![Some(1), None])),
                 Arc::new(list),
             ],

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::source::lock;
+use crate::lock;
 use crate::time::BatchTime;
 
 /// One emitted result batch.
@@ -34,7 +34,10 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { max_batches: 100, max_bytes: 16 << 20 }
+        Retention {
+            max_batches: 100,
+            max_bytes: 16 << 20,
+        }
     }
 }
 
@@ -57,7 +60,11 @@ struct Retained {
 impl ResultStore {
     pub fn new(retention: Retention) -> ResultStore {
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
-        ResultStore { retention, inner: Mutex::new(Retained::default()), live: Mutex::new(Some(live)) }
+        ResultStore {
+            retention,
+            inner: Mutex::new(Retained::default()),
+            live: Mutex::new(Some(live)),
+        }
     }
 
     /// Keeps `batch` and sends it to subscribers.
@@ -102,7 +109,9 @@ impl ResultStore {
     }
 
     pub fn subscribers(&self) -> usize {
-        lock(&self.live).as_ref().map_or(0, broadcast::Sender::receiver_count)
+        lock(&self.live)
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
     }
 
     /// Ends every subscription (the query was dropped).
@@ -122,7 +131,11 @@ mod tests {
     use super::*;
 
     fn batch(t: i64, bytes: usize) -> ResultBatch {
-        ResultBatch { batch_time: BatchTime(t), rows: 0, json: Bytes::from(vec![b' '; bytes]) }
+        ResultBatch {
+            batch_time: BatchTime(t),
+            rows: 0,
+            json: Bytes::from(vec![b' '; bytes]),
+        }
     }
 
     fn times(v: &[Arc<ResultBatch>]) -> Vec<i64> {
@@ -131,7 +144,10 @@ mod tests {
 
     #[test]
     fn keeps_the_last_n_batches() {
-        let store = ResultStore::new(Retention { max_batches: 2, max_bytes: 1000 });
+        let store = ResultStore::new(Retention {
+            max_batches: 2,
+            max_bytes: 1000,
+        });
         for t in 1..=3 {
             store.push(batch(t * 1000, 10));
         }
@@ -143,7 +159,10 @@ mod tests {
 
     #[test]
     fn byte_cap_keeps_at_least_the_newest() {
-        let store = ResultStore::new(Retention { max_batches: 10, max_bytes: 25 });
+        let store = ResultStore::new(Retention {
+            max_batches: 10,
+            max_bytes: 25,
+        });
         store.push(batch(1000, 10));
         store.push(batch(2000, 10));
         store.push(batch(3000, 10));

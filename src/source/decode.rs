@@ -55,7 +55,10 @@ pub struct RecordError {
 
 impl RecordError {
     fn new(kind: &'static str, message: impl Into<String>) -> RecordError {
-        RecordError { kind, message: message.into() }
+        RecordError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -133,12 +136,15 @@ impl Column {
         match self {
             Column::Utf8(_) => unreachable!("handled above"),
             Column::Int16(_) | Column::Int32(_) | Column::Int64(_) => {
-                let v: i64 = t.parse().map_err(|_| format!("'{}' is not an integer", clip(t)))?;
+                let v: i64 = t
+                    .parse()
+                    .map_err(|_| format!("'{}' is not an integer", clip(t)))?;
                 self.check_int(v)
             }
-            Column::Float32(_) | Column::Float64(_) => {
-                t.parse().map(Cell::Float).map_err(|_| format!("'{}' is not a number", clip(t)))
-            }
+            Column::Float32(_) | Column::Float64(_) => t
+                .parse()
+                .map(Cell::Float)
+                .map_err(|_| format!("'{}' is not a number", clip(t))),
             Column::Boolean(_) => match t.to_ascii_lowercase().as_str() {
                 "true" | "t" | "1" | "yes" => Ok(Cell::Bool(true)),
                 "false" | "f" | "0" | "no" => Ok(Cell::Bool(false)),
@@ -164,14 +170,19 @@ impl Column {
             (_, Value::Null) => Ok(Cell::Null),
             (Column::Utf8(_), Value::String(s)) => Ok(Cell::Str(Cow::Borrowed(s))),
             // Numbers and booleans are accepted into TEXT as their JSON text.
-            (Column::Utf8(_), Value::Number(_) | Value::Bool(_)) => Ok(Cell::Str(Cow::Owned(v.to_string()))),
-            (Column::Int16(_) | Column::Int32(_) | Column::Int64(_), Value::Number(n)) => match n.as_i64() {
-                Some(i) => self.check_int(i),
-                None => Err(format!("{n} is not an integer")),
-            },
-            (Column::Float32(_) | Column::Float64(_), Value::Number(n)) => {
-                n.as_f64().map(Cell::Float).ok_or_else(|| format!("{n} is not a number"))
+            (Column::Utf8(_), Value::Number(_) | Value::Bool(_)) => {
+                Ok(Cell::Str(Cow::Owned(v.to_string())))
             }
+            (Column::Int16(_) | Column::Int32(_) | Column::Int64(_), Value::Number(n)) => {
+                match n.as_i64() {
+                    Some(i) => self.check_int(i),
+                    None => Err(format!("{n} is not an integer")),
+                }
+            }
+            (Column::Float32(_) | Column::Float64(_), Value::Number(n)) => n
+                .as_f64()
+                .map(Cell::Float)
+                .ok_or_else(|| format!("{n} is not a number")),
             (Column::Boolean(_), Value::Bool(b)) => Ok(Cell::Bool(*b)),
             // A number for a TIMESTAMP is milliseconds since the Unix epoch.
             (Column::Timestamp(_), Value::Number(n)) => n
@@ -179,7 +190,9 @@ impl Column {
                 .and_then(|ms| ms.checked_mul(1_000_000))
                 .map(Cell::Int)
                 .ok_or_else(|| format!("{n} is not a timestamp in epoch milliseconds")),
-            (Column::Timestamp(_) | Column::Date32(_), Value::String(s)) => self.parse_text(s, false),
+            (Column::Timestamp(_) | Column::Date32(_), Value::String(s)) => {
+                self.parse_text(s, false)
+            }
             (_, other) => Err(format!("{} is not {}", json_kind(other), self.sql_type())),
         }
     }
@@ -354,7 +367,10 @@ impl Decoder {
     /// appended; a blank CSV or JSON line is skipped.
     pub fn push(&mut self, record: &[u8]) -> Result<(), RecordError> {
         let text = std::str::from_utf8(record).map_err(|e| {
-            RecordError::new("invalid UTF-8", format!("record is not valid UTF-8 (byte {})", e.valid_up_to()))
+            RecordError::new(
+                "invalid UTF-8",
+                format!("record is not valid UTF-8 (byte {})", e.valid_up_to()),
+            )
         })?;
         match self.format {
             Format::Lines => {
@@ -374,11 +390,17 @@ impl Decoder {
         self.csv.reset();
         self.csv_out.resize(record.len() + 1, 0);
         self.csv_ends.resize(record.len() + 2, 0);
-        let (_, _, nout, nends) = self.csv.read_record(record, &mut self.csv_out, &mut self.csv_ends);
+        let (_, _, nout, nends) =
+            self.csv
+                .read_record(record, &mut self.csv_out, &mut self.csv_ends);
         let (res, _, _, more) =
-            self.csv.read_record(&[], &mut self.csv_out[nout..], &mut self.csv_ends[nends..]);
+            self.csv
+                .read_record(&[], &mut self.csv_out[nout..], &mut self.csv_ends[nends..]);
         if res != csv_core::ReadRecordResult::Record {
-            return Err(RecordError::new("malformed CSV", "record is not a complete CSV row"));
+            return Err(RecordError::new(
+                "malformed CSV",
+                "record is not a complete CSV row",
+            ));
         }
         let fields = nends + more;
         if fields != self.columns.len() {
@@ -453,7 +475,10 @@ fn bad_value(column: &str, message: String) -> RecordError {
 }
 
 fn missing(column: &str) -> RecordError {
-    RecordError::new("missing value", format!("column '{column}' is NOT NULL but the record has no value for it"))
+    RecordError::new(
+        "missing value",
+        format!("column '{column}' is NOT NULL but the record has no value for it"),
+    )
 }
 
 #[cfg(test)]
@@ -464,7 +489,10 @@ mod tests {
 
     fn schema(fields: Vec<(&str, DataType, bool)>) -> SchemaRef {
         Arc::new(Schema::new(
-            fields.into_iter().map(|(n, t, null)| Field::new(n, t, null)).collect::<Vec<_>>(),
+            fields
+                .into_iter()
+                .map(|(n, t, null)| Field::new(n, t, null))
+                .collect::<Vec<_>>(),
         ))
     }
 
@@ -483,7 +511,8 @@ mod tests {
 
     #[test]
     fn lines_take_the_whole_record() {
-        let mut d = Decoder::new(schema(vec![("line", DataType::Utf8, true)]), Format::Lines).unwrap();
+        let mut d =
+            Decoder::new(schema(vec![("line", DataType::Utf8, true)]), Format::Lines).unwrap();
         d.push(b"hello world").unwrap();
         d.push(b"").unwrap();
         assert_eq!(d.rows(), 2);
@@ -520,7 +549,10 @@ mod tests {
     fn csv_bad_rows_append_nothing() {
         let mut d = Decoder::new(sales(), Format::Csv).unwrap();
         let e = d.push(b"a,1,2").unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), ("wrong field count", "expected 4 CSV fields, got 3"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            ("wrong field count", "expected 4 CSV fields, got 3")
+        );
         let e = d.push(b"a,x,2,true").unwrap_err();
         assert_eq!(e.message, "column 'qty': 'x' is not an integer");
         let e = d.push(b"a,1,2,maybe").unwrap_err();
@@ -533,7 +565,8 @@ mod tests {
     #[test]
     fn json_decodes_by_name_with_missing_as_null() {
         let mut d = Decoder::new(sales(), Format::Json).unwrap();
-        d.push(br#"{"store": "s1", "qty": 2, "price": 2.5, "ok": false, "extra": [1]}"#).unwrap();
+        d.push(br#"{"store": "s1", "qty": 2, "price": 2.5, "ok": false, "extra": [1]}"#)
+            .unwrap();
         d.push(br#"{"qty": 7}"#).unwrap();
         assert_eq!(
             table(&mut d),
@@ -550,18 +583,27 @@ mod tests {
     fn json_bad_rows_name_the_problem() {
         let mut d = Decoder::new(sales(), Format::Json).unwrap();
         assert_eq!(d.push(b"{\"qty\": ").unwrap_err().kind, "malformed JSON");
-        assert_eq!(d.push(b"[1,2]").unwrap_err().message, "expected a JSON object, got an array");
+        assert_eq!(
+            d.push(b"[1,2]").unwrap_err().message,
+            "expected a JSON object, got an array"
+        );
         assert_eq!(
             d.push(br#"{"qty": "seven"}"#).unwrap_err().message,
             "column 'qty': a string is not BIGINT"
         );
-        assert_eq!(d.push(br#"{"qty": 1.5}"#).unwrap_err().message, "column 'qty': 1.5 is not an integer");
+        assert_eq!(
+            d.push(br#"{"qty": 1.5}"#).unwrap_err().message,
+            "column 'qty': 1.5 is not an integer"
+        );
         assert_eq!(d.rows(), 0);
     }
 
     #[test]
     fn not_null_columns_reject_missing_values() {
-        let s = schema(vec![("k", DataType::Utf8, false), ("v", DataType::Int64, true)]);
+        let s = schema(vec![
+            ("k", DataType::Utf8, false),
+            ("v", DataType::Int64, true),
+        ]);
         let mut d = Decoder::new(s, Format::Json).unwrap();
         assert_eq!(d.push(br#"{"v": 1}"#).unwrap_err().kind, "missing value");
         d.push(br#"{"k": "a"}"#).unwrap();
@@ -577,13 +619,19 @@ mod tests {
         ]);
         let mut d = Decoder::new(s.clone(), Format::Csv).unwrap();
         d.push(b"2024-01-02T03:04:05Z,2024-01-02,7").unwrap();
-        assert_eq!(d.push(b"yesterday,2024-01-02,7").unwrap_err().kind, "bad value");
         assert_eq!(
-            d.push(b"2024-01-02T03:04:05Z,2024-01-02,70000").unwrap_err().message,
+            d.push(b"yesterday,2024-01-02,7").unwrap_err().kind,
+            "bad value"
+        );
+        assert_eq!(
+            d.push(b"2024-01-02T03:04:05Z,2024-01-02,70000")
+                .unwrap_err()
+                .message,
             "column 'n': 70000 is out of range for SMALLINT"
         );
         let mut j = Decoder::new(s, Format::Json).unwrap();
-        j.push(br#"{"ts": 1000, "d": "1970-01-02", "n": 1}"#).unwrap();
+        j.push(br#"{"ts": 1000, "d": "1970-01-02", "n": 1}"#)
+            .unwrap();
         assert_eq!(
             table(&mut d),
             "+---------------------+------------+---+\n\

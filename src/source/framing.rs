@@ -9,7 +9,9 @@
 pub enum Frame<'a> {
     Record(&'a [u8]),
     /// A record that exceeded the limit; `len` is its full length in bytes.
-    TooLong { len: usize },
+    TooLong {
+        len: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -23,7 +25,11 @@ pub struct LineFramer {
 
 impl LineFramer {
     pub fn new(max_len: usize) -> LineFramer {
-        LineFramer { max_len, partial: Vec::new(), skipping: None }
+        LineFramer {
+            max_len,
+            partial: Vec::new(),
+            skipping: None,
+        }
     }
 
     /// Feeds one chunk; calls `emit` for every complete record in it, in order.
@@ -44,7 +50,9 @@ impl LineFramer {
                 continue;
             }
             let total = self.partial.len() + piece.len();
-            if total > self.max_len + 1 || (complete && trim_cr_len(&self.partial, piece) > self.max_len) {
+            if total > self.max_len + 1
+                || (complete && trim_cr_len(&self.partial, piece) > self.max_len)
+            {
                 if complete {
                     emit(Frame::TooLong { len: total });
                 } else {
@@ -111,15 +119,24 @@ mod tests {
 
     #[test]
     fn splits_lines_across_chunks() {
-        assert_eq!(frames(100, &[b"a b\nc", b"d\r\n\nef"]), ["a b", "cd", "", "ef"]);
+        assert_eq!(
+            frames(100, &[b"a b\nc", b"d\r\n\nef"]),
+            ["a b", "cd", "", "ef"]
+        );
         assert_eq!(frames(100, &[b"x", b"y", b"z\n"]), ["xyz"]);
         assert!(frames(100, &[]).is_empty());
     }
 
     #[test]
     fn over_long_records_are_reported_not_buffered() {
-        assert_eq!(frames(3, &[b"abc\nabcd\nok\n"]), ["abc", "<too long: 4>", "ok"]);
-        assert_eq!(frames(3, &[b"ab", b"cdef", b"gh\nxy\n"]), ["<too long: 8>", "xy"]);
+        assert_eq!(
+            frames(3, &[b"abc\nabcd\nok\n"]),
+            ["abc", "<too long: 4>", "ok"]
+        );
+        assert_eq!(
+            frames(3, &[b"ab", b"cdef", b"gh\nxy\n"]),
+            ["<too long: 8>", "xy"]
+        );
         assert_eq!(frames(3, &[b"abc\r\n"]), ["abc"]);
         assert_eq!(frames(3, &[b"abcdefgh"]), ["<too long: 8>"]);
     }

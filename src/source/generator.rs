@@ -53,10 +53,19 @@ impl Generator {
         };
         let seed = match spec.options.get("seed") {
             None => 42,
-            Some(s) => s.trim().parse::<u64>().map_err(|_| format!("generator option seed = '{s}' must be a whole number"))?,
+            Some(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("generator option seed = '{s}' must be a whole number"))?,
         };
-        if let Some(unknown) = spec.options.keys().find(|k| !["rate", "seed"].contains(&k.as_str())) {
-            return Err(format!("unknown generator option '{unknown}'; known options: rate, seed"));
+        if let Some(unknown) = spec
+            .options
+            .keys()
+            .find(|k| !["rate", "seed"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown generator option '{unknown}'; known options: rate, seed"
+            ));
         }
         Ok(Generator {
             schema: spec.schema.clone(),
@@ -73,7 +82,12 @@ impl Generator {
             let lines: Vec<String> = (0..rows).map(|_| self.line()).collect();
             vec![Arc::new(StringArray::from(lines))]
         } else {
-            let types: Vec<DataType> = self.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+            let types: Vec<DataType> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
             types.iter().map(|dt| self.column(dt, rows)).collect()
         };
         RecordBatch::try_new(self.schema.clone(), columns)
@@ -82,22 +96,39 @@ impl Generator {
 
     fn line(&mut self) -> String {
         let n = self.rng.random_range(1..=8);
-        let words: Vec<&str> = (0..n).map(|_| WORDS[self.rng.random_range(0..WORDS.len())]).collect();
+        let words: Vec<&str> = (0..n)
+            .map(|_| WORDS[self.rng.random_range(0..WORDS.len())])
+            .collect();
         words.join(" ")
     }
 
     fn column(&mut self, dt: &DataType, rows: usize) -> ArrayRef {
         let rng = &mut self.rng;
         match dt {
-            DataType::Int16 => Arc::new(Int16Array::from_iter_values((0..rows).map(|_| rng.random_range(0..100)))),
-            DataType::Int32 => Arc::new(Int32Array::from_iter_values((0..rows).map(|_| rng.random_range(0..1000)))),
-            DataType::Int64 => Arc::new(Int64Array::from_iter_values((0..rows).map(|_| rng.random_range(0..1000)))),
-            DataType::Float32 => Arc::new(Float32Array::from_iter_values((0..rows).map(|_| rng.random_range(0.0..100.0)))),
-            DataType::Float64 => Arc::new(Float64Array::from_iter_values((0..rows).map(|_| rng.random_range(0.0..100.0)))),
-            DataType::Boolean => Arc::new(BooleanArray::from_iter((0..rows).map(|_| Some(rng.random_bool(0.5))))),
-            DataType::Date32 => Arc::new(Date32Array::from_iter_values((0..rows).map(|_| rng.random_range(19_000..20_000)))),
+            DataType::Int16 => Arc::new(Int16Array::from_iter_values(
+                (0..rows).map(|_| rng.random_range(0..100)),
+            )),
+            DataType::Int32 => Arc::new(Int32Array::from_iter_values(
+                (0..rows).map(|_| rng.random_range(0..1000)),
+            )),
+            DataType::Int64 => Arc::new(Int64Array::from_iter_values(
+                (0..rows).map(|_| rng.random_range(0..1000)),
+            )),
+            DataType::Float32 => Arc::new(Float32Array::from_iter_values(
+                (0..rows).map(|_| rng.random_range(0.0..100.0)),
+            )),
+            DataType::Float64 => Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|_| rng.random_range(0.0..100.0)),
+            )),
+            DataType::Boolean => Arc::new(BooleanArray::from_iter(
+                (0..rows).map(|_| Some(rng.random_bool(0.5))),
+            )),
+            DataType::Date32 => Arc::new(Date32Array::from_iter_values(
+                (0..rows).map(|_| rng.random_range(19_000..20_000)),
+            )),
             DataType::Timestamp(_, _) => Arc::new(TimestampNanosecondArray::from_iter_values(
-                (0..rows).map(|_| rng.random_range(1_700_000_000_000i64..1_800_000_000_000) * 1_000_000),
+                (0..rows)
+                    .map(|_| rng.random_range(1_700_000_000_000i64..1_800_000_000_000) * 1_000_000),
             )),
             _ => Arc::new(StringArray::from_iter_values(
                 (0..rows).map(|_| WORDS[rng.random_range(0..WORDS.len())]),

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::batcher::{Batcher, MicroBatch};
 use crate::clock::Clock;
+use crate::lock;
 use crate::time::BatchTime;
 use decode::{Decoder, Format, RecordError};
 use framing::{Frame, LineFramer};
@@ -77,7 +78,10 @@ pub struct SourceLimits {
 
 impl Default for SourceLimits {
     fn default() -> Self {
-        SourceLimits { max_record_bytes: 1 << 20, max_buffered_rows: 4_000_000 }
+        SourceLimits {
+            max_record_bytes: 1 << 20,
+            max_buffered_rows: 4_000_000,
+        }
     }
 }
 
@@ -151,6 +155,12 @@ pub enum IngestError {
     NotHttp(String),
     #[error("source '{0}' has {1} rows waiting for the engine; retry later")]
     Busy(String, usize),
+    #[error("the request has {rows} rows, more than source '{source_name}' can buffer ({max}); split it into smaller requests")]
+    TooBig {
+        source_name: String,
+        rows: usize,
+        max: usize,
+    },
 }
 
 /// The shared state of one declared source. See the module docs.
@@ -263,10 +273,25 @@ impl SourceHandle {
         }
         let batch = decoder.finish();
         let rows = batch.num_rows();
-        if lock(&self.batcher).push(self.clock.arrival_batch(), batch).is_err() {
-            return Err(IngestError::Busy(self.spec.name.clone(), self.buffered_rows()));
+        if rows > self.limits.max_buffered_rows {
+            let max = self.limits.max_buffered_rows;
+            return Err(IngestError::TooBig {
+                source_name: self.spec.name.clone(),
+                rows,
+                max,
+            });
         }
-        self.bytes_total.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if lock(&self.batcher)
+            .push(self.clock.arrival_batch(), batch)
+            .is_err()
+        {
+            return Err(IngestError::Busy(
+                self.spec.name.clone(),
+                self.buffered_rows(),
+            ));
+        }
+        self.bytes_total
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         self.rows_total.fetch_add(rows as u64, Ordering::Relaxed);
         Ok(rows)
     }
@@ -306,11 +331,15 @@ impl SourceHandle {
         let mut batch = lock(&self.batcher).seal(t);
         self.room.notify_waiters();
         if let Some(rows) = pulled.filter(|b| b.num_rows() > 0) {
-            self.rows_total.fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
+            self.rows_total
+                .fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
             batch.rows += rows.num_rows();
             batch.chunks.push(rows);
         }
-        *lock(&self.last_batch) = SourceBatchMetrics { batch_time: t.millis(), rows: batch.rows };
+        *lock(&self.last_batch) = SourceBatchMetrics {
+            batch_time: t.millis(),
+            rows: batch.rows,
+        };
         batch
     }
 
@@ -325,10 +354,4 @@ pub fn too_long(len: usize, max: usize) -> RecordError {
         kind: "record too long",
         message: format!("record of {len} bytes exceeds the limit of {max} bytes"),
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: every
-/// critical section here leaves its data consistent.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -15,7 +15,9 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::sql::sqlparser::ast::{self, Query};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace};
+use datafusion::sql::sqlparser::tokenizer::{
+    Location, Token, TokenWithSpan, Tokenizer, Whitespace,
+};
 
 use crate::source::decode::Format;
 use crate::time::{duration_from_parts, unit_millis, Interval};
@@ -31,7 +33,11 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn new(message: impl Into<String>) -> SqlError {
-        SqlError { message: message.into(), line: None, column: None }
+        SqlError {
+            message: message.into(),
+            line: None,
+            column: None,
+        }
     }
 
     pub fn at(message: impl Into<String>, loc: Location) -> SqlError {
@@ -69,7 +75,11 @@ impl SqlError {
                     .filter_map(|s| s.parse::<u64>().ok());
                 let line = numbers.next();
                 let column = numbers.next();
-                SqlError { message: message.to_string(), line, column }
+                SqlError {
+                    message: message.to_string(),
+                    line,
+                    column,
+                }
             }
             None => SqlError::new(text),
         }
@@ -160,9 +170,20 @@ pub struct QueryBody {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     CreateSource(CreateSource),
-    CreateStream { name: Name, body: QueryBody },
-    CreateQuery { name: Option<Name>, options: Vec<(String, String)>, body: QueryBody },
-    Drop { kind: ObjectKind, name: Name, if_exists: bool },
+    CreateStream {
+        name: Name,
+        body: QueryBody,
+    },
+    CreateQuery {
+        name: Option<Name>,
+        options: Vec<(String, String)>,
+        body: QueryBody,
+    },
+    Drop {
+        kind: ObjectKind,
+        name: Name,
+        if_exists: bool,
+    },
     Show(ObjectKind),
     Explain(QueryBody),
 }
@@ -177,27 +198,44 @@ pub struct Parsed {
 }
 
 /// Splits `text` at top-level semicolons and parses every statement. Fails on the
-/// first error; a request with an error anywhere applies nothing.
-pub fn parse(text: &str) -> Result<Vec<Parsed>, SqlError> {
+/// first error, with the 1-based index of the statement that holds it; a request
+/// with an error anywhere applies nothing.
+pub fn parse(text: &str) -> Result<Vec<Parsed>, (usize, SqlError)> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
-        .map_err(|e| SqlError::at(strip_location(&e.message), e.location))?;
+        .map_err(|e| {
+            // The statement is not tokenized yet: count the semicolons before the error.
+            let before = &text[..offset(text, e.location)];
+            (
+                1 + before.matches(';').count(),
+                SqlError::at(strip_location(&e.message), e.location),
+            )
+        })?;
     let mut out = Vec::new();
     for statement in tokens.split(|t| t.token == Token::SemiColon) {
-        let meaningful: Vec<TokenWithSpan> =
-            statement.iter().filter(|t| !is_blank(&t.token)).cloned().collect();
+        let meaningful: Vec<TokenWithSpan> = statement
+            .iter()
+            .filter(|t| !is_blank(&t.token))
+            .cloned()
+            .collect();
         let (Some(first), Some(last)) = (meaningful.first(), meaningful.last()) else {
             continue;
         };
         let sql = slice(text, first.span.start, last.span.end).to_string();
         let at = first.span.start;
         let end = last.span.end;
-        let statement = StatementParser { tokens: meaningful, text }.parse().map_err(|e| e.or_at(end))?;
+        let index = out.len() + 1;
+        let statement = StatementParser {
+            tokens: meaningful,
+            text,
+        }
+        .parse()
+        .map_err(|e| (index, e.or_at(end)))?;
         out.push(Parsed { statement, sql, at });
     }
     if out.is_empty() {
-        return Err(SqlError::new("no SQL statement found in the request"));
+        return Err((1, SqlError::new("no SQL statement found in the request")));
     }
     Ok(out)
 }
@@ -284,14 +322,20 @@ impl StatementParser<'_> {
     fn create_source(self) -> Result<Statement, SqlError> {
         let mut p = Cursor::new(self.parser(2));
         let name = p.name("a source name")?;
-        p.expect(&Token::LParen, "'(' and the source's columns, as in (line TEXT)")?;
+        p.expect(
+            &Token::LParen,
+            "'(' and the source's columns, as in (line TEXT)",
+        )?;
         let mut columns: Vec<ColumnSpec> = Vec::new();
         loop {
             let at = p.location();
             let def = p.inner.parse_column_def().map_err(SqlError::from_parser)?;
             let column = column_spec(&def).map_err(|m| SqlError::at(m, at))?;
             if columns.iter().any(|c| c.name == column.name) {
-                return Err(SqlError::at(format!("column '{}' is declared twice", column.name), at));
+                return Err(SqlError::at(
+                    format!("column '{}' is declared twice", column.name),
+                    at,
+                ));
             }
             columns.push(column);
             if p.inner.consume_token(&Token::RParen) {
@@ -301,20 +345,28 @@ impl StatementParser<'_> {
         }
         p.expect_word("FROM", "FROM TCP 'host:port', FROM HTTP or FROM GENERATOR")?;
         let kind_at = p.location();
-        let kind = p.word().ok_or_else(|| SqlError::at("expected a source kind: TCP, HTTP or GENERATOR", kind_at))?;
+        let kind = p.word().ok_or_else(|| {
+            SqlError::at("expected a source kind: TCP, HTTP or GENERATOR", kind_at)
+        })?;
         let from = match kind.as_str() {
             "TCP" => {
                 let at = p.location();
                 let addr = p.string("the address to connect to, as in 'localhost:9999'")?;
                 if !addr.contains(':') {
-                    return Err(SqlError::at(format!("TCP address '{addr}' needs a port, as in 'localhost:9999'"), at));
+                    return Err(SqlError::at(
+                        format!("TCP address '{addr}' needs a port, as in 'localhost:9999'"),
+                        at,
+                    ));
                 }
                 SourceFrom::Tcp { addr }
             }
             "HTTP" => SourceFrom::Http,
             "GENERATOR" => SourceFrom::Generator,
             "KAFKA" | "DIRECTORY" => {
-                return Err(SqlError::at(format!("{kind} sources are not available in this version of sluice"), kind_at))
+                return Err(SqlError::at(
+                    format!("{kind} sources are not available in this version of sluice"),
+                    kind_at,
+                ))
             }
             other => {
                 return Err(SqlError::at(
@@ -329,6 +381,9 @@ impl StatementParser<'_> {
             let at = p.location();
             if p.word_is("FORMAT") {
                 let f_at = p.location();
+                if format.is_some() {
+                    return Err(SqlError::at("FORMAT is given twice", at));
+                }
                 format = Some(match p.word().as_deref() {
                     Some("LINES") => Format::Lines,
                     Some("CSV") => Format::Csv,
@@ -336,10 +391,19 @@ impl StatementParser<'_> {
                     _ => return Err(SqlError::at("expected a format: LINES, CSV or JSON", f_at)),
                 });
             } else if p.word_is("WITH") {
+                if !options.is_empty() {
+                    return Err(SqlError::at(
+                        "WITH is given twice; put all options in one list",
+                        at,
+                    ));
+                }
                 options = p.options()?;
             } else {
                 return Err(SqlError::at(
-                    format!("unexpected {} after the source definition; expected FORMAT or WITH", p.describe_next()),
+                    format!(
+                        "unexpected {} after the source definition; expected FORMAT or WITH",
+                        p.describe_next()
+                    ),
                     at,
                 ));
             }
@@ -378,7 +442,11 @@ impl StatementParser<'_> {
         p.expect_word("AS", "AS and the query's SELECT")?;
         let start = 2 + p.inner.index();
         let body = self.query_body(start)?;
-        Ok(Statement::CreateQuery { name: Some(name), options, body })
+        Ok(Statement::CreateQuery {
+            name: Some(name),
+            options,
+            body,
+        })
     }
 
     fn drop(self) -> Result<Statement, SqlError> {
@@ -388,7 +456,12 @@ impl StatementParser<'_> {
             Some("SOURCE") => ObjectKind::Source,
             Some("STREAM") => ObjectKind::Stream,
             Some("QUERY") => ObjectKind::Query,
-            _ => return Err(SqlError::at("expected SOURCE, STREAM or QUERY after DROP", at)),
+            _ => {
+                return Err(SqlError::at(
+                    "expected SOURCE, STREAM or QUERY after DROP",
+                    at,
+                ))
+            }
         };
         let if_exists = if p.word_is("IF") {
             p.expect_word("EXISTS", "EXISTS after IF")?;
@@ -398,7 +471,11 @@ impl StatementParser<'_> {
         };
         let name = p.name(&format!("the name of the {} to drop", kind.name()))?;
         p.expect_end()?;
-        Ok(Statement::Drop { kind, name, if_exists })
+        Ok(Statement::Drop {
+            kind,
+            name,
+            if_exists,
+        })
     }
 
     fn show(self) -> Result<Statement, SqlError> {
@@ -408,7 +485,12 @@ impl StatementParser<'_> {
             Some("SOURCES") => ObjectKind::Source,
             Some("STREAMS") => ObjectKind::Stream,
             Some("QUERIES") => ObjectKind::Query,
-            _ => return Err(SqlError::at("expected SOURCES, STREAMS or QUERIES after SHOW", at)),
+            _ => {
+                return Err(SqlError::at(
+                    "expected SOURCES, STREAMS or QUERIES after SHOW",
+                    at,
+                ))
+            }
         };
         p.expect_end()?;
         Ok(Statement::Show(kind))
@@ -418,7 +500,11 @@ impl StatementParser<'_> {
     fn query_body(&self, from: usize) -> Result<QueryBody, SqlError> {
         let tokens = &self.tokens[from.min(self.tokens.len())..];
         let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
-            let at = self.tokens.last().map(|t| t.span.end).unwrap_or(Location::of(1, 1));
+            let at = self
+                .tokens
+                .last()
+                .map(|t| t.span.end)
+                .unwrap_or(Location::of(1, 1));
             return Err(SqlError::at("expected a SELECT query", at));
         };
         let sql = slice(self.text, first.span.start, last.span.end).to_string();
@@ -426,10 +512,18 @@ impl StatementParser<'_> {
         static DIALECT: GenericDialect = GenericDialect {};
         let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(query_tokens);
         // An error at the end of input has no location in sqlparser: point after the last token.
-        let query = parser.parse_query().map_err(|e| SqlError::from_parser(e).or_at(last.span.end))?;
+        let query = parser
+            .parse_query()
+            .map_err(|e| SqlError::from_parser(e).or_at(last.span.end))?;
         let rest = parser.next_token();
         if !is_blank(&rest.token) {
-            return Err(SqlError::at(format!("unexpected {} after the end of the query", describe(&rest.token)), rest.span.start));
+            return Err(SqlError::at(
+                format!(
+                    "unexpected {} after the end of the query",
+                    describe(&rest.token)
+                ),
+                rest.span.start,
+            ));
         }
         Ok(QueryBody { query, window, sql })
     }
@@ -437,7 +531,9 @@ impl StatementParser<'_> {
 
 /// Cuts a top-level `WINDOW SLIDING | TUMBLING | CUMULATIVE ...` clause out of a
 /// query's tokens: it ends at a top-level ORDER BY or LIMIT, or at the end.
-fn split_window(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Option<WindowClause>), SqlError> {
+fn split_window(
+    tokens: &[TokenWithSpan],
+) -> Result<(Vec<TokenWithSpan>, Option<WindowClause>), SqlError> {
     let mut depth = 0i32;
     let mut start = None;
     for (i, t) in tokens.iter().enumerate() {
@@ -445,7 +541,10 @@ fn split_window(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Option<
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             _ if depth == 0 && word_at(tokens, i).as_deref() == Some("WINDOW") => {
-                if matches!(word_at(tokens, i + 1).as_deref(), Some("SLIDING" | "TUMBLING" | "CUMULATIVE")) {
+                if matches!(
+                    word_at(tokens, i + 1).as_deref(),
+                    Some("SLIDING" | "TUMBLING" | "CUMULATIVE")
+                ) {
                     start = Some(i);
                     break;
                 }
@@ -468,7 +567,10 @@ fn split_window(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Option<
 
 fn parse_window(clause: &[TokenWithSpan]) -> Result<WindowClause, SqlError> {
     let at = clause[0].span.start;
-    let mut c = TokenCursor { tokens: clause, pos: 1 };
+    let mut c = TokenCursor {
+        tokens: clause,
+        pos: 1,
+    };
     let kind = c.word().unwrap_or_default();
     let window = match kind.as_str() {
         "SLIDING" => {
@@ -479,7 +581,9 @@ fn parse_window(clause: &[TokenWithSpan]) -> Result<WindowClause, SqlError> {
             let slide = c.duration("the slide, as in 5s")?;
             Window::Sliding { length, slide }
         }
-        "TUMBLING" => Window::Tumbling { length: c.duration("the window length, as in 1m")? },
+        "TUMBLING" => Window::Tumbling {
+            length: c.duration("the window length, as in 1m")?,
+        },
         _ => {
             let mut ttl = None;
             let mut emit = Emit::Complete;
@@ -500,7 +604,9 @@ fn parse_window(clause: &[TokenWithSpan]) -> Result<WindowClause, SqlError> {
         }
     };
     if !c.at_end() {
-        return Err(c.error("unexpected text after the WINDOW clause; ORDER BY and LIMIT may follow it"));
+        return Err(
+            c.error("unexpected text after the WINDOW clause; ORDER BY and LIMIT may follow it")
+        );
     }
     Ok(WindowClause { window, at })
 }
@@ -519,7 +625,11 @@ impl TokenCursor<'_> {
     fn location(&self) -> Location {
         match self.tokens.get(self.pos) {
             Some(t) => t.span.start,
-            None => self.tokens.last().map(|t| t.span.end).unwrap_or(Location::of(0, 0)),
+            None => self
+                .tokens
+                .last()
+                .map(|t| t.span.end)
+                .unwrap_or(Location::of(0, 0)),
         }
     }
 
@@ -528,7 +638,11 @@ impl TokenCursor<'_> {
     }
 
     fn error_before(&self, message: &str) -> SqlError {
-        let loc = self.tokens.get(self.pos.saturating_sub(1)).map(|t| t.span.start).unwrap_or(self.location());
+        let loc = self
+            .tokens
+            .get(self.pos.saturating_sub(1))
+            .map(|t| t.span.start)
+            .unwrap_or(self.location());
         SqlError::at(message, loc)
     }
 
@@ -565,13 +679,19 @@ impl TokenCursor<'_> {
                         Token::Word(w) => Some(w.value.clone()),
                         _ => None,
                     })
-                    .ok_or_else(|| bad(format!("duration {number} needs a unit: ms, s, m, h or d, as in {number}s")))?;
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "duration {number} needs a unit: ms, s, m, h or d, as in {number}s"
+                        ))
+                    })?;
                 self.pos += 1;
                 let per_unit = unit_millis(&unit).map_err(|e| bad(e.to_string()))?;
                 match duration_from_parts(&number, per_unit) {
                     Some(Ok(d)) => Ok(d),
                     Some(Err(e)) => Err(bad(e.to_string())),
-                    None => Err(bad(format!("invalid duration '{number}{unit}': use whole milliseconds"))),
+                    None => Err(bad(format!(
+                        "invalid duration '{number}{unit}': use whole milliseconds"
+                    ))),
                 }
             }
             Some(Token::SingleQuotedString(s)) => {
@@ -626,7 +746,13 @@ impl Cursor {
         if self.at_end() {
             Ok(())
         } else {
-            Err(SqlError::at(format!("unexpected {} at the end of the statement", self.describe_next()), self.location()))
+            Err(SqlError::at(
+                format!(
+                    "unexpected {} at the end of the statement",
+                    self.describe_next()
+                ),
+                self.location(),
+            ))
         }
     }
 
@@ -655,7 +781,10 @@ impl Cursor {
         if self.word_is(expected) {
             Ok(())
         } else {
-            Err(SqlError::at(format!("expected {what}, found {}", self.describe_next()), self.location()))
+            Err(SqlError::at(
+                format!("expected {what}, found {}", self.describe_next()),
+                self.location(),
+            ))
         }
     }
 
@@ -663,7 +792,10 @@ impl Cursor {
         if self.inner.consume_token(token) {
             Ok(())
         } else {
-            Err(SqlError::at(format!("expected {what}, found {}", self.describe_next()), self.location()))
+            Err(SqlError::at(
+                format!("expected {what}, found {}", self.describe_next()),
+                self.location(),
+            ))
         }
     }
 
@@ -671,14 +803,24 @@ impl Cursor {
         let at = self.location();
         match &self.inner.peek_token_ref().token {
             Token::Word(w) => {
-                let value = if w.quote_style.is_some() { w.value.clone() } else { w.value.to_lowercase() };
+                let value = if w.quote_style.is_some() {
+                    w.value.clone()
+                } else {
+                    w.value.to_lowercase()
+                };
                 self.inner.next_token();
                 if value.is_empty() {
-                    return Err(SqlError::at(format!("expected {what}, found an empty name"), at));
+                    return Err(SqlError::at(
+                        format!("expected {what}, found an empty name"),
+                        at,
+                    ));
                 }
                 Ok(Name { value, at })
             }
-            _ => Err(SqlError::at(format!("expected {what}, found {}", self.describe_next()), at)),
+            _ => Err(SqlError::at(
+                format!("expected {what}, found {}", self.describe_next()),
+                at,
+            )),
         }
     }
 
@@ -689,13 +831,22 @@ impl Cursor {
                 self.inner.next_token();
                 Ok(s)
             }
-            _ => Err(SqlError::at(format!("expected {what} as a quoted string, found {}", self.describe_next()), self.location())),
+            _ => Err(SqlError::at(
+                format!(
+                    "expected {what} as a quoted string, found {}",
+                    self.describe_next()
+                ),
+                self.location(),
+            )),
         }
     }
 
     /// `( key = value [, ...] )` with values quoted strings, numbers or words.
     fn options(&mut self) -> Result<Vec<(String, String)>, SqlError> {
-        self.expect(&Token::LParen, "'(' and options, as in WITH (rate = '1000')")?;
+        self.expect(
+            &Token::LParen,
+            "'(' and options, as in WITH (rate = '1000')",
+        )?;
         let mut options: Vec<(String, String)> = Vec::new();
         if self.inner.consume_token(&Token::RParen) {
             return Ok(options);
@@ -707,10 +858,21 @@ impl Cursor {
             let value = match self.inner.next_token().token {
                 Token::SingleQuotedString(s) | Token::Number(s, _) => s,
                 Token::Word(w) => w.value,
-                other => return Err(SqlError::at(format!("expected a value for option '{}', found '{other}'", key.value), at)),
+                other => {
+                    return Err(SqlError::at(
+                        format!(
+                            "expected a value for option '{}', found '{other}'",
+                            key.value
+                        ),
+                        at,
+                    ))
+                }
             };
             if options.iter().any(|(k, _)| *k == key.value) {
-                return Err(SqlError::at(format!("option '{}' is given twice", key.value), key.at));
+                return Err(SqlError::at(
+                    format!("option '{}' is given twice", key.value),
+                    key.at,
+                ));
             }
             options.push((key.value, value));
             if self.inner.consume_token(&Token::RParen) {
@@ -724,9 +886,19 @@ impl Cursor {
 /// Maps a SQL column definition to an Arrow type sources can decode.
 fn column_spec(def: &ast::ColumnDef) -> Result<ColumnSpec, String> {
     use ast::DataType as S;
-    let name = if def.name.quote_style.is_some() { def.name.value.clone() } else { def.name.value.to_lowercase() };
+    let name = if def.name.quote_style.is_some() {
+        def.name.value.clone()
+    } else {
+        def.name.value.to_lowercase()
+    };
     let data_type = match &def.data_type {
-        S::Text | S::String(_) | S::Varchar(_) | S::CharVarying(_) | S::Char(_) | S::Character(_) => DataType::Utf8,
+        S::Text
+        | S::String(_)
+        | S::Varchar(_)
+        | S::CharVarying(_)
+        | S::CharacterVarying(_)
+        | S::Char(_)
+        | S::Character(_) => DataType::Utf8,
         S::BigInt(_) | S::Int8(_) | S::Int64 => DataType::Int64,
         S::Int(_) | S::Integer(_) | S::Int4(_) | S::Int32 => DataType::Int32,
         S::SmallInt(_) | S::Int2(_) | S::Int16 => DataType::Int16,
@@ -751,7 +923,11 @@ fn column_spec(def: &ast::ColumnDef) -> Result<ColumnSpec, String> {
             other => return Err(format!("column option '{other}' is not supported on source columns; only NULL and NOT NULL")),
         }
     }
-    Ok(ColumnSpec { name, data_type, nullable })
+    Ok(ColumnSpec {
+        name,
+        data_type,
+        nullable,
+    })
 }
 
 #[cfg(test)]
@@ -765,7 +941,7 @@ mod tests {
     }
 
     fn err(sql: &str) -> (String, Option<u64>, Option<u64>) {
-        let e = parse(sql).expect_err(sql);
+        let (_, e) = parse(sql).expect_err(sql);
         (e.message, e.line, e.column)
     }
 
@@ -775,13 +951,27 @@ mod tests {
 
     #[test]
     fn create_source_forms() {
-        let Statement::CreateSource(s) = one("CREATE SOURCE Lines (line TEXT) FROM TCP 'localhost:9999'") else {
+        let Statement::CreateSource(s) =
+            one("CREATE SOURCE Lines (line TEXT) FROM TCP 'localhost:9999'")
+        else {
             panic!()
         };
         assert_eq!(s.name.value, "lines");
-        assert_eq!(s.from, SourceFrom::Tcp { addr: "localhost:9999".into() });
+        assert_eq!(
+            s.from,
+            SourceFrom::Tcp {
+                addr: "localhost:9999".into()
+            }
+        );
         assert_eq!(s.format, Format::Lines);
-        assert_eq!(s.columns, vec![ColumnSpec { name: "line".into(), data_type: DataType::Utf8, nullable: true }]);
+        assert_eq!(
+            s.columns,
+            vec![ColumnSpec {
+                name: "line".into(),
+                data_type: DataType::Utf8,
+                nullable: true
+            }]
+        );
 
         let Statement::CreateSource(s) = one(
             "create source sales (ts TIMESTAMP, store VARCHAR NOT NULL, qty BIGINT, p DOUBLE) from http format csv",
@@ -792,36 +982,63 @@ mod tests {
         assert_eq!(s.format, Format::Csv);
         assert_eq!(s.columns.len(), 4);
         assert!(!s.columns[1].nullable);
-        assert_eq!(s.columns[0].data_type, DataType::Timestamp(TimeUnit::Nanosecond, None));
+        assert_eq!(
+            s.columns[0].data_type,
+            DataType::Timestamp(TimeUnit::Nanosecond, None)
+        );
 
         let Statement::CreateSource(s) =
             one("CREATE SOURCE demo (line TEXT) FROM GENERATOR WITH (rate = '1000', seed = 7) FORMAT LINES")
         else {
             panic!()
         };
-        assert_eq!(s.options, vec![("rate".into(), "1000".into()), ("seed".into(), "7".into())]);
+        assert_eq!(
+            s.options,
+            vec![("rate".into(), "1000".into()), ("seed".into(), "7".into())]
+        );
     }
 
     #[test]
     fn create_source_errors_point_at_the_problem() {
         assert_eq!(
             err("CREATE SOURCE s (line TEXT) FROM FTP 'x'"),
-            ("unknown source kind 'FTP'; use TCP, HTTP or GENERATOR".into(), Some(1), Some(34))
+            (
+                "unknown source kind 'FTP'; use TCP, HTTP or GENERATOR".into(),
+                Some(1),
+                Some(34)
+            )
         );
         assert_eq!(
             err("CREATE SOURCE s (line TEXT)\nFROM TCP 'localhost'"),
-            ("TCP address 'localhost' needs a port, as in 'localhost:9999'".into(), Some(2), Some(10))
+            (
+                "TCP address 'localhost' needs a port, as in 'localhost:9999'".into(),
+                Some(2),
+                Some(10)
+            )
         );
         assert_eq!(
             err("CREATE SOURCE s (a TEXT, a INT) FROM HTTP").0,
             "column 'a' is declared twice"
         );
-        assert!(err("CREATE SOURCE s (a BLOB) FROM HTTP").0.contains("which sources do not support"));
+        assert!(err("CREATE SOURCE s (a BLOB) FROM HTTP")
+            .0
+            .contains("which sources do not support"));
         assert_eq!(
             err("CREATE SOURCE s (a TEXT) FROM HTTP FORMAT XML"),
-            ("expected a format: LINES, CSV or JSON".into(), Some(1), Some(43))
+            (
+                "expected a format: LINES, CSV or JSON".into(),
+                Some(1),
+                Some(43)
+            )
         );
-        assert_eq!(err("CREATE SOURCE s (a TEXT) FROM HTTP WITH (x = 1, x = 2)").0, "option 'x' is given twice");
+        assert_eq!(
+            err("CREATE SOURCE s (a TEXT) FROM HTTP WITH (x = 1, x = 2)").0,
+            "option 'x' is given twice"
+        );
+        assert_eq!(
+            err("CREATE SOURCE s (a TEXT) FROM HTTP FORMAT CSV FORMAT JSON").0,
+            "FORMAT is given twice"
+        );
     }
 
     #[test]
@@ -836,25 +1053,37 @@ mod tests {
         assert_eq!(body.sql, "SELECT word, count(*) FROM words GROUP BY word");
         assert!(body.window.is_none());
 
-        let Statement::CreateStream { name, body } =
-            one("CREATE STREAM words AS SELECT unnest(string_to_array(line, ' ')) AS word FROM lines")
-        else {
+        let Statement::CreateStream { name, body } = one(
+            "CREATE STREAM words AS SELECT unnest(string_to_array(line, ' ')) AS word FROM lines",
+        ) else {
             panic!()
         };
         assert_eq!(name.value, "words");
         assert!(body.sql.starts_with("SELECT unnest"));
 
-        assert!(matches!(one("SELECT 1"), Statement::CreateQuery { name: None, .. }));
-        assert!(matches!(one("(SELECT 1)"), Statement::CreateQuery { name: None, .. }));
+        assert!(matches!(
+            one("SELECT 1"),
+            Statement::CreateQuery { name: None, .. }
+        ));
+        assert!(matches!(
+            one("(SELECT 1)"),
+            Statement::CreateQuery { name: None, .. }
+        ));
     }
 
     #[test]
     fn several_statements_per_request() {
-        let all = parse("CREATE SOURCE s (line TEXT) FROM HTTP;\n\n SELECT * FROM s; -- done\n;").unwrap();
+        let all = parse("CREATE SOURCE s (line TEXT) FROM HTTP;\n\n SELECT * FROM s; -- done\n;")
+            .unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].sql, "SELECT * FROM s");
         assert_eq!(all[1].at, Location::of(3, 2));
-        assert_eq!(parse("  ; -- nothing").unwrap_err().message, "no SQL statement found in the request");
+        assert_eq!(
+            parse("  ; -- nothing").unwrap_err().1.message,
+            "no SQL statement found in the request"
+        );
+        assert_eq!(parse("SELECT 1; SELECT 2; SELECT FROM").unwrap_err().0, 3);
+        assert_eq!(parse("SELECT 1; SELECT 'open").unwrap_err().0, 2);
     }
 
     #[test]
@@ -864,15 +1093,25 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(body.window.unwrap().window, Window::Sliding { length: secs(60), slide: secs(5) });
+        assert_eq!(
+            body.window.unwrap().window,
+            Window::Sliding {
+                length: secs(60),
+                slide: secs(5)
+            }
+        );
         assert!(body.query.order_by.is_some());
         assert!(body.query.limit_clause.is_some());
 
-        let Statement::CreateQuery { body, .. } = one("SELECT w FROM s ORDER BY w LIMIT 3 WINDOW TUMBLING 1 minute")
+        let Statement::CreateQuery { body, .. } =
+            one("SELECT w FROM s ORDER BY w LIMIT 3 WINDOW TUMBLING 1 minute")
         else {
             panic!()
         };
-        assert_eq!(body.window.unwrap().window, Window::Tumbling { length: secs(60) });
+        assert_eq!(
+            body.window.unwrap().window,
+            Window::Tumbling { length: secs(60) }
+        );
 
         let Statement::CreateQuery { body, .. } =
             one("SELECT k, sum(v) FROM s GROUP BY k WINDOW CUMULATIVE TTL 1h EMIT UPDATES")
@@ -881,14 +1120,25 @@ mod tests {
         };
         assert_eq!(
             body.window.unwrap().window,
-            Window::Cumulative { ttl: Some(secs(3600)), emit: Emit::Updates }
+            Window::Cumulative {
+                ttl: Some(secs(3600)),
+                emit: Emit::Updates
+            }
         );
 
-        let Statement::CreateQuery { body, .. } = one("SELECT 1 WINDOW SLIDING 500ms EVERY 500 milliseconds") else {
+        let Statement::CreateQuery { body, .. } =
+            one("SELECT 1 WINDOW SLIDING 500ms EVERY 500 milliseconds")
+        else {
             panic!()
         };
         let half = Interval::from_millis(500).unwrap();
-        assert_eq!(body.window.unwrap().window, Window::Sliding { length: half, slide: half });
+        assert_eq!(
+            body.window.unwrap().window,
+            Window::Sliding {
+                length: half,
+                slide: half
+            }
+        );
     }
 
     #[test]
@@ -908,10 +1158,21 @@ mod tests {
             ("expected EVERY and the slide after the window length, as in WINDOW SLIDING 60s EVERY 5s".into(), Some(1), Some(29))
         );
         assert_eq!(err("SELECT 1 WINDOW TUMBLING 5 parsecs").0, "unknown duration unit 'parsecs': use ms, s, m, h or d (or milliseconds, seconds, minutes, hours, days)");
-        assert_eq!(err("SELECT 1 WINDOW TUMBLING 0s").0, "a duration must be positive, got 0 ms");
-        assert_eq!(err("SELECT 1 WINDOW TUMBLING 5").0, "duration 5 needs a unit: ms, s, m, h or d, as in 5s");
-        assert_eq!(err("SELECT 1 WINDOW CUMULATIVE EMIT ALL").0, "expected COMPLETE or UPDATES after EMIT");
-        assert!(err("CREATE STREAM x AS SELECT 1 WINDOW TUMBLING 1s").0.contains("cannot have a WINDOW"));
+        assert_eq!(
+            err("SELECT 1 WINDOW TUMBLING 0s").0,
+            "a duration must be positive, got 0 ms"
+        );
+        assert_eq!(
+            err("SELECT 1 WINDOW TUMBLING 5").0,
+            "duration 5 needs a unit: ms, s, m, h or d, as in 5s"
+        );
+        assert_eq!(
+            err("SELECT 1 WINDOW CUMULATIVE EMIT ALL").0,
+            "expected COMPLETE or UPDATES after EMIT"
+        );
+        assert!(err("CREATE STREAM x AS SELECT 1 WINDOW TUMBLING 1s")
+            .0
+            .contains("cannot have a WINDOW"));
     }
 
     #[test]
@@ -920,27 +1181,46 @@ mod tests {
             one("DROP QUERY IF EXISTS Wc"),
             Statement::Drop {
                 kind: ObjectKind::Query,
-                name: Name { value: "wc".into(), at: Location::of(1, 22) },
+                name: Name {
+                    value: "wc".into(),
+                    at: Location::of(1, 22)
+                },
                 if_exists: true
             }
         );
         assert_eq!(one("SHOW sources"), Statement::Show(ObjectKind::Source));
         assert!(matches!(one("EXPLAIN SELECT 1"), Statement::Explain(_)));
-        assert_eq!(err("SHOW TABLES").0, "expected SOURCES, STREAMS or QUERIES after SHOW");
-        assert_eq!(err("DROP QUERY a b").0, "unexpected 'b' at the end of the statement");
+        assert_eq!(
+            err("SHOW TABLES").0,
+            "expected SOURCES, STREAMS or QUERIES after SHOW"
+        );
+        assert_eq!(
+            err("DROP QUERY a b").0,
+            "unexpected 'b' at the end of the statement"
+        );
     }
 
     #[test]
     fn syntax_errors_carry_line_and_column() {
         let (message, line, column) = err("SELECT a,\n  FROM s WHERE");
-        assert!(message.starts_with("Expected"), "{message} {line:?} {column:?}");
+        assert!(
+            message.starts_with("Expected"),
+            "{message} {line:?} {column:?}"
+        );
         assert_eq!((line, column), (Some(2), Some(15)), "{message}");
         assert_eq!(err("SELECT (a FROM s").2, Some(11));
         let (message, line, _) = err("SELECT 'unterminated");
         assert!(message.contains("Unterminated string"), "{message}");
         assert_eq!(line, Some(1));
-        assert!(err("INSERT INTO s VALUES (1)").0.starts_with("unsupported statement 'INSERT'"));
-        assert!(err("CREATE TABLE t (a INT)").0.starts_with("CREATE TABLE is not supported"));
-        assert_eq!(err("SELECT 1 2").0, "unexpected '2' after the end of the query");
+        assert!(err("INSERT INTO s VALUES (1)")
+            .0
+            .starts_with("unsupported statement 'INSERT'"));
+        assert!(err("CREATE TABLE t (a INT)")
+            .0
+            .starts_with("CREATE TABLE is not supported"));
+        assert_eq!(
+            err("SELECT 1 2").0,
+            "unexpected '2' after the end of the query"
+        );
     }
 }

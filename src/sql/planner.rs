@@ -46,6 +46,20 @@ pub async fn compile(
     let inputs = check_names(query, tables)?;
     let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock).await?;
     let schema = single.schema();
+    // Result rows are JSON objects keyed by column name: names must be unique.
+    for (i, field) in schema.fields().iter().enumerate() {
+        if schema
+            .fields()
+            .iter()
+            .skip(i + 1)
+            .any(|f| f.name() == field.name())
+        {
+            return Err(SqlError::new(format!(
+                "output column '{}' appears twice; give one of them another name with AS",
+                field.name()
+            )));
+        }
+    }
     let (parallel, parallel_ctx) = if parallelism > 1 {
         let (_, plan, ctx) = plan_with(query, tables, &inputs, parallelism, clock).await?;
         (Some(plan), Some(ctx))
@@ -53,7 +67,13 @@ pub async fn compile(
         (None, None)
     };
     Ok(Compiled {
-        plan: CompiledPlan { single, parallel, task_ctx: ctx, parallel_task_ctx: parallel_ctx, schema },
+        plan: CompiledPlan {
+            single,
+            parallel,
+            task_ctx: ctx,
+            parallel_task_ctx: parallel_ctx,
+            schema,
+        },
         inputs,
         logical,
     })
@@ -63,9 +83,15 @@ pub async fn compile(
 pub fn explain(compiled: &Compiled) -> String {
     let physical = match &compiled.plan.parallel {
         Some(p) => displayable(p.as_ref()).indent(true).to_string(),
-        None => displayable(compiled.plan.single.as_ref()).indent(true).to_string(),
+        None => displayable(compiled.plan.single.as_ref())
+            .indent(true)
+            .to_string(),
     };
-    format!("logical plan:\n{}\nphysical plan:\n{}", compiled.logical.display_indent(), physical)
+    format!(
+        "logical plan:\n{}\nphysical plan:\n{}",
+        compiled.logical.display_indent(),
+        physical
+    )
 }
 
 async fn plan_with(
@@ -74,8 +100,17 @@ async fn plan_with(
     inputs: &[String],
     partitions: usize,
     clock: &BatchClock,
-) -> Result<(LogicalPlan, Arc<dyn ExecutionPlan>, Arc<datafusion::execution::TaskContext>), SqlError> {
-    let mut config = SessionConfig::new().with_target_partitions(partitions).with_information_schema(false);
+) -> Result<
+    (
+        LogicalPlan,
+        Arc<dyn ExecutionPlan>,
+        Arc<datafusion::execution::TaskContext>,
+    ),
+    SqlError,
+> {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(false);
     let options = config.options_mut();
     options.sql_parser.collect_spans = true;
     // Dynamic filters live inside a plan and are not reset between runs: a plan
@@ -88,20 +123,32 @@ async fn plan_with(
     ctx.register_udf(ScalarUDF::new_from_impl(BatchTimeUdf::new(clock.clone())));
     for name in inputs {
         if let Some(t) = tables.get(name) {
-            let provider = LiveTable::provider(t.schema.clone(), t.slot.clone(), partitions).map_err(internal)?;
-            ctx.register_table(name.as_str(), provider).map_err(internal)?;
+            let provider = LiveTable::provider(t.schema.clone(), t.slot.clone(), partitions)
+                .map_err(internal)?;
+            ctx.register_table(name.as_str(), provider)
+                .map_err(internal)?;
         }
     }
     let state = ctx.state();
-    let statement = DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
-    let logical = state.statement_to_plan(statement).await.map_err(user_error)?;
-    let physical = state.create_physical_plan(&logical).await.map_err(user_error)?;
+    let statement =
+        DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
+    let logical = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(user_error)?;
+    let physical = state
+        .create_physical_plan(&logical)
+        .await
+        .map_err(user_error)?;
     Ok((logical, physical, state.task_ctx()))
 }
 
 /// Every table the query reads must be a declared source or stream (CTE names
 /// aside). Returns the names read.
-fn check_names(query: &Query, tables: &BTreeMap<String, Readable>) -> Result<Vec<String>, SqlError> {
+fn check_names(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+) -> Result<Vec<String>, SqlError> {
     let mut ctes = Vec::new();
     collect_ctes(query, &mut ctes);
     let mut inputs = Vec::new();
@@ -111,10 +158,16 @@ fn check_names(query: &Query, tables: &BTreeMap<String, Readable>) -> Result<Vec
         let Some(ident) = parts.last() else {
             return ControlFlow::Continue(());
         };
-        let value = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() };
+        let value = if ident.quote_style.is_some() {
+            ident.value.clone()
+        } else {
+            ident.value.to_lowercase()
+        };
         if parts.len() > 1 {
             unknown = Some(SqlError::at(
-                format!("qualified name '{name}' is not supported; name a source or stream directly"),
+                format!(
+                    "qualified name '{name}' is not supported; name a source or stream directly"
+                ),
                 ident.span.start,
             ));
             return ControlFlow::Break(());
@@ -123,7 +176,10 @@ fn check_names(query: &Query, tables: &BTreeMap<String, Readable>) -> Result<Vec
             return ControlFlow::Continue(());
         }
         if !tables.contains_key(&value) {
-            unknown = Some(SqlError::at(unknown_message(&value, tables), ident.span.start));
+            unknown = Some(SqlError::at(
+                unknown_message(&value, tables),
+                ident.span.start,
+            ));
             return ControlFlow::Break(());
         }
         if !inputs.contains(&value) {
@@ -143,7 +199,10 @@ fn unknown_message(name: &str, tables: &BTreeMap<String, Readable>) -> String {
         format!("unknown source or stream '{name}'; none is declared yet (CREATE SOURCE first)")
     } else {
         let known: Vec<&str> = tables.keys().map(String::as_str).collect();
-        format!("unknown source or stream '{name}'; known: {}", known.join(", "))
+        format!(
+            "unknown source or stream '{name}'; known: {}",
+            known.join(", ")
+        )
     }
 }
 
@@ -151,7 +210,11 @@ fn collect_ctes(query: &Query, out: &mut Vec<String>) {
     if let Some(with) = &query.with {
         for cte in &with.cte_tables {
             let ident = &cte.alias.name;
-            out.push(if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() });
+            out.push(if ident.quote_style.is_some() {
+                ident.value.clone()
+            } else {
+                ident.value.to_lowercase()
+            });
             collect_ctes(&cte.query, out);
         }
     }
@@ -167,7 +230,10 @@ pub fn user_error(e: DataFusionError) -> SqlError {
     let location = e
         .diagnostic()
         .and_then(|d| d.span)
-        .map(|s| Location { line: s.start.line, column: s.start.column })
+        .map(|s| Location {
+            line: s.start.line,
+            column: s.start.column,
+        })
         .unwrap_or(Location { line: 0, column: 0 });
     let message = strip_prefixes(&e.strip_backtrace());
     SqlError::at(message, location)
@@ -187,6 +253,9 @@ fn strip_prefixes(message: &str) -> String {
             m = rest;
         }
     }
-    let m = m.strip_prefix("ParserError(\"").and_then(|r| r.strip_suffix("\")")).unwrap_or(m);
+    let m = m
+        .strip_prefix("ParserError(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .unwrap_or(m);
     m.to_string()
 }

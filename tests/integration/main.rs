@@ -1,1 +1,10 @@
+//! The one integration test binary (each extra binary relinks all of DataFusion).
+//! Modules: the `.slt` semantics runner, the HTTP API, real TCP peers, the CLI,
+//! and the examples in queries/.
 
+mod cli;
+mod common;
+mod examples;
+mod http_api;
+mod semantics;
+mod tcp;
