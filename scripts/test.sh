@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or an old one: installs what the
+# tests need when it is missing, then runs formatting, lints and every test.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh semantics  # only tests whose name contains "semantics"
+#
+# Builds go to $CARGO_TARGET_DIR, by default ~/.cache/sluice-target, so a later
+# run (or CI on the same machine) reuses them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+
+# --- what the tests need -----------------------------------------------------
+# Rust (the machine's toolchain, with rustfmt and clippy). The core tests need
+# nothing else: their TCP peers and HTTP clients are in the test binary itself.
+need cargo || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+# --- checks --------------------------------------------------------------------
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked -- "$@"
