@@ -286,10 +286,12 @@ impl Subscription {
         let live = query.results.subscribe();
         let (pending, last) = match after {
             Some(a) => (query.results.after(Some(a), usize::MAX).into(), Some(a)),
-            None => (
-                VecDeque::new(),
-                query.results.latest().map(|b| b.batch_time),
-            ),
+            // Live only: from the latest batch, or from the query's zero time if it
+            // has emitted nothing yet (so a lag before its first batch is measured too).
+            None => {
+                let latest = query.results.latest().map(|b| b.batch_time);
+                (VecDeque::new(), Some(latest.unwrap_or(query.zero_time)))
+            }
         };
         Subscription {
             query,
@@ -492,6 +494,24 @@ mod tests {
         q.results.close();
         assert!(matches!(sub.next().await, Some(Update::End)));
         assert!(sub.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lag_before_the_first_batch_is_reported_too() {
+        let q = query(10);
+        let mut sub = Subscription::new(Arc::clone(&q), None, 1000);
+        for t in 1..=100 {
+            push(&q, t * 1000);
+        }
+        match sub.next().await {
+            Some(Update::Lagged {
+                missed,
+                last,
+                resume,
+            }) => assert_eq!((missed, last, resume), (90, Some(0), 91_000)),
+            _ => panic!("expected a lag notice"),
+        }
+        assert_eq!(time(sub.next().await), 91_000);
     }
 
     #[tokio::test]

@@ -165,7 +165,7 @@ impl Engine {
         let mut rows: BTreeMap<String, usize> = BTreeMap::new();
         for s in &mut self.sources {
             let pulled = s.feeder.on_seal(t, &s.handle);
-            let batch = s.handle.seal(t, pulled);
+            let batch = s.handle.seal(t, pulled, delay);
             rows.insert(s.handle.name().to_string(), batch.rows);
             s.slot.set(batch.chunks);
         }

@@ -153,3 +153,105 @@ impl Source for Generator {
         (rows > 0).then(|| self.make(rows))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::source::{SourceKind, SourceLimits};
+    use crate::time::Interval;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    fn spec(fields: Vec<Field>, format: Format, rate: &str) -> SourceSpec {
+        SourceSpec {
+            name: "g".into(),
+            schema: Arc::new(Schema::new(fields)),
+            kind: SourceKind::Generator,
+            format,
+            options: [("rate".to_string(), rate.to_string())].into(),
+            sql: String::new(),
+        }
+    }
+
+    fn rows(g: &mut Generator, handle: &SourceHandle, t: i64) -> usize {
+        g.on_seal(BatchTime(t), handle).map_or(0, |b| b.num_rows())
+    }
+
+    #[test]
+    fn makes_rate_rows_per_second_of_batch_time_carrying_fractions() {
+        let s = spec(
+            vec![Field::new("line", DataType::Utf8, true)],
+            Format::Lines,
+            "3",
+        );
+        let handle = SourceHandle::new(
+            s.clone(),
+            Clock::manual(Interval::from_millis(500).unwrap()),
+            SourceLimits::default(),
+        );
+        let mut g = Generator::new(&s, BatchTime(0)).unwrap();
+        let counts: Vec<usize> = (1..=4).map(|i| rows(&mut g, &handle, i * 500)).collect();
+        assert_eq!(counts, [1, 2, 1, 2]);
+        // A batch time skipped (engine behind) still gets its share.
+        assert_eq!(rows(&mut g, &handle, 3000), 3);
+    }
+
+    #[test]
+    fn lines_are_words_and_typed_columns_are_typed() {
+        let s = spec(
+            vec![Field::new("line", DataType::Utf8, true)],
+            Format::Lines,
+            "10",
+        );
+        let handle = SourceHandle::new(
+            s.clone(),
+            Clock::manual(Interval::from_millis(1000).unwrap()),
+            SourceLimits::default(),
+        );
+        let batch = Generator::new(&s, BatchTime(0))
+            .unwrap()
+            .on_seal(BatchTime(1000), &handle)
+            .unwrap();
+        let lines = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        for line in lines.iter().flatten() {
+            assert!(line.split(' ').all(|w| WORDS.contains(&w)), "{line}");
+        }
+        let typed = spec(
+            vec![
+                Field::new("n", DataType::Int64, true),
+                Field::new("ok", DataType::Boolean, true),
+            ],
+            Format::Csv,
+            "5",
+        );
+        let batch = Generator::new(&typed, BatchTime(0))
+            .unwrap()
+            .on_seal(BatchTime(1000), &handle)
+            .unwrap();
+        assert_eq!(
+            (
+                batch.num_rows(),
+                batch.column(0).data_type(),
+                batch.column(1).data_type()
+            ),
+            (5, &DataType::Int64, &DataType::Boolean)
+        );
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let field = || vec![Field::new("line", DataType::Utf8, true)];
+        let err = |s: SourceSpec| Generator::new(&s, BatchTime(0)).err().unwrap();
+        assert!(err(spec(field(), Format::Lines, "-1")).starts_with("generator option rate = '-1'"));
+        let mut s = spec(field(), Format::Lines, "1");
+        s.options.insert("speed".into(), "2".into());
+        assert_eq!(
+            err(s),
+            "unknown generator option 'speed'; known options: rate, seed"
+        );
+    }
+}

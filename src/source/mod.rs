@@ -144,6 +144,8 @@ struct BadRecords {
 pub struct SourceBatchMetrics {
     pub batch_time: i64,
     pub rows: usize,
+    /// When the batch was sealed, minus its batch time, in ms (0 on the manual clock).
+    pub scheduling_delay_ms: i64,
 }
 
 /// Why an HTTP ingest request was refused; nothing of it was kept.
@@ -326,8 +328,9 @@ impl SourceHandle {
         lock(&self.batcher).rows()
     }
 
-    /// Seals batch `t`: the rows that arrived up to `t`, plus what a pull source adds.
-    pub fn seal(&self, t: BatchTime, pulled: Option<RecordBatch>) -> MicroBatch {
+    /// Seals batch `t`: the rows that arrived up to `t`, plus what a pull source
+    /// adds; `delay_ms` is the tick's scheduling delay, kept in the metrics.
+    pub fn seal(&self, t: BatchTime, pulled: Option<RecordBatch>, delay_ms: i64) -> MicroBatch {
         let mut batch = lock(&self.batcher).seal(t);
         self.room.notify_waiters();
         if let Some(rows) = pulled.filter(|b| b.num_rows() > 0) {
@@ -339,6 +342,7 @@ impl SourceHandle {
         *lock(&self.last_batch) = SourceBatchMetrics {
             batch_time: t.millis(),
             rows: batch.rows,
+            scheduling_delay_ms: delay_ms,
         };
         batch
     }

@@ -156,7 +156,10 @@ async fn query_details_metrics_and_delete() {
     assert_eq!(q["metrics"]["history"][0]["input_rows"], 3);
     assert_eq!(q["metrics"]["last_batch"]["batch_time"], 1000);
     let (_, s) = server.get("/sources/s").await;
-    assert_eq!(s["last_batch"], json!({"batch_time": 1000, "rows": 0}));
+    assert_eq!(
+        s["last_batch"],
+        json!({"batch_time": 1000, "rows": 0, "scheduling_delay_ms": 0})
+    );
 
     let metrics = server
         .http
@@ -385,5 +388,54 @@ async fn readers_of_a_failed_stream_fail_too() {
     assert_eq!(rows(&server.results("n", None).await[0]), ["0"]);
     assert_eq!(server.results("n", None).await.len(), 1);
     assert_eq!(server.results("direct", None).await.len(), 2);
+    server.server.stop().await;
+}
+
+/// Batches above exec::PARALLEL_MIN_ROWS run the multi-partition plan (hash
+/// repartitioning, a hash join, a TopK): it must give exact results batch after
+/// batch, i.e. the plan's state is reset between runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_rerun_the_parallel_plan_exactly() {
+    let server = TestServer::start(1000).await;
+    server
+        .ok("CREATE SOURCE a (k BIGINT) FROM HTTP FORMAT CSV;
+             CREATE SOURCE b (k BIGINT, name TEXT) FROM HTTP FORMAT CSV;
+             CREATE QUERY joined WITH (parallelism = 2) AS
+                 SELECT name, count(*) AS n FROM a JOIN b ON a.k = b.k GROUP BY name ORDER BY n DESC, name LIMIT 3;
+             CREATE QUERY per_key WITH (parallelism = 2) AS SELECT k, count(*) AS n FROM a GROUP BY k")
+        .await;
+    for batch in 0..3i64 {
+        // 40 000 rows: k = i % 100, but key `batch` gets 100 extra rows this batch.
+        let mut body: String = (0..40_000).map(|i| format!("{}\n", i % 100)).collect();
+        body.extend((0..100).map(|_| format!("{batch}\n")));
+        let (status, _) = server.post("/sources/a", &body).await;
+        assert_eq!(status, 202);
+        let names: String = (0..100).map(|k| format!("{k},name{k:03}\n")).collect();
+        server.post("/sources/b", &names).await;
+        server.advance(1).await;
+    }
+    let joined = server.results("joined", None).await;
+    assert_eq!(
+        rows(&joined[0]),
+        ["name000 | 500", "name001 | 400", "name002 | 400"]
+    );
+    assert_eq!(
+        rows(&joined[1]),
+        ["name001 | 500", "name000 | 400", "name002 | 400"]
+    );
+    assert_eq!(
+        rows(&joined[2]),
+        ["name002 | 500", "name000 | 400", "name001 | 400"]
+    );
+    for (i, batch) in server.results("per_key", None).await.iter().enumerate() {
+        let counts = batch["rows"].as_array().unwrap();
+        assert_eq!(counts.len(), 100);
+        let total: i64 = counts.iter().map(|r| r["n"].as_i64().unwrap()).sum();
+        assert_eq!(total, 40_100);
+        let extra = counts.iter().find(|r| r["k"] == i as i64).unwrap();
+        assert_eq!(extra["n"], 500);
+    }
+    let (_, q) = server.get("/queries/joined").await;
+    assert_eq!(q["metrics"]["last_batch"]["input_rows"], 40_200);
     server.server.stop().await;
 }
