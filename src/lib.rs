@@ -37,6 +37,7 @@ pub mod server;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod state;
 pub mod time;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every

@@ -106,6 +106,13 @@ fn details(q: &QueryInfo) -> Value {
         "schema": schema_json(&q.schema),
         "inputs": q.inputs,
         "zero_time": q.zero_time.millis(),
+        "window": q.window.map(|w| json!({
+            "length_ms": w.length_ms,
+            "slide_ms": w.slide_ms,
+            "pane_ms": w.pane_ms,
+            "mode": w.mode,
+            "held": q.window_memory(),
+        })),
         "parallelism": q.parallelism,
         "metrics": {
             "batches": metrics.batches,
@@ -372,7 +379,7 @@ pub async fn stream(
         ),
     };
     let after = params.after.or(last_event_id).map(BatchTime);
-    let cadence = app.engine.registry.clock.interval().millis();
+    let cadence = q.cadence_ms(app.engine.registry.clock.interval().millis());
     let updates = Subscription::new(q, after, cadence).into_stream();
     match params.format.as_deref() {
         None | Some("sse") => {

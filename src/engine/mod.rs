@@ -24,12 +24,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, Stopwatch};
+use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::{BatchClock, CompiledPlan, Slot};
 use crate::sink::json::write_rows;
 use crate::sink::{ResultBatch, Retention};
 use crate::source::{Source, SourceHandle, SourceLimits};
 use crate::sql::dialect::SqlError;
 use crate::sql::planner::Readable;
+use crate::state::window::WindowSpec;
 use crate::time::BatchTime;
 pub use registry::{BatchMetrics, QueryInfo, QueryKind, QueryStatus, Registry};
 pub use statements::schema_json;
@@ -69,10 +71,22 @@ impl Drop for SourceEntry {
     }
 }
 
+/// How a query runs each batch.
+enum Mode {
+    /// No WINDOW clause (and every derived stream): the plan on the batch.
+    PerBatch(CompiledPlan),
+    /// A window computed from panes of partial aggregates.
+    Panes(Box<PaneWindow>),
+    /// A window computed from its buffered raw rows.
+    Raw(Box<RawWindow>),
+}
+
 /// A compiled query or stream.
 struct Runner {
     info: Arc<QueryInfo>,
-    plan: CompiledPlan,
+    mode: Mode,
+    /// Sliding and tumbling queries: when they emit and what they cover.
+    window: Option<WindowSpec>,
     /// Streams write their output here for the queries that read them.
     slot: Option<Arc<Slot>>,
 }
@@ -170,16 +184,21 @@ impl Engine {
             s.slot.set(batch.chunks);
         }
         let mut failed: BTreeSet<String> = BTreeSet::new();
-        for stream in &self.streams {
-            let out = run_one(stream, t, delay, &rows, &mut failed).await;
+        let current: BTreeMap<String, Arc<Slot>> = self
+            .readable()
+            .into_iter()
+            .map(|(k, r)| (k, r.slot))
+            .collect();
+        for stream in &mut self.streams {
+            let out = run_one(stream, t, delay, &rows, &mut failed, &current).await;
             let n: usize = out.iter().map(|b| b.num_rows()).sum();
             rows.insert(stream.info.name.clone(), n);
             if let Some(slot) = &stream.slot {
                 slot.set(out);
             }
         }
-        for query in &self.queries {
-            run_one(query, t, delay, &rows, &mut failed).await;
+        for query in &mut self.queries {
+            run_one(query, t, delay, &rows, &mut failed, &current).await;
         }
         for s in &self.sources {
             s.slot.clear();
@@ -205,13 +224,14 @@ impl Engine {
 /// that have failed: a reader of one fails too, rather than emit results computed
 /// without its input; a failing stream adds itself.
 async fn run_one(
-    runner: &Runner,
+    runner: &mut Runner,
     t: BatchTime,
     delay: i64,
     rows: &BTreeMap<String, usize>,
     failed: &mut BTreeSet<String>,
+    current: &BTreeMap<String, Arc<Slot>>,
 ) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
-    let info = &runner.info;
+    let info = Arc::clone(&runner.info);
     if info.is_running() {
         if let Some(input) = info.inputs.iter().find(|i| failed.contains(*i)) {
             info.fail(format!("its input stream '{input}' has failed"), t);
@@ -228,7 +248,20 @@ async fn run_one(
     }
     let input_rows: usize = info.inputs.iter().filter_map(|i| rows.get(i)).sum();
     let watch = Stopwatch::start();
-    let out = match runner.plan.run(input_rows).await {
+    let result = match &mut runner.mode {
+        Mode::PerBatch(plan) => plan.run(input_rows).await.map(Some),
+        Mode::Panes(w) => {
+            let r = w.step(t, input_rows).await;
+            info.set_window_memory(w.memory());
+            r
+        }
+        Mode::Raw(w) => {
+            let r = w.step(t, current).await;
+            info.set_window_memory(w.memory());
+            r
+        }
+    };
+    let emitted = match result {
         Ok(out) => out,
         Err(e) => {
             info.fail(crate::sql::planner::user_error(e).message, t);
@@ -238,10 +271,24 @@ async fn run_one(
             return Vec::new();
         }
     };
+    let emits = emitted.is_some();
+    let out = emitted.unwrap_or_default();
     let output_rows = out.iter().map(|b| b.num_rows()).sum();
-    if info.kind != QueryKind::Stream {
+    if info.kind != QueryKind::Stream && emits {
         let mut json = Vec::with_capacity(64 + output_rows * 32);
-        json.extend_from_slice(format!("{{\"batch_time\":{},\"rows\":", t.millis()).as_bytes());
+        let head = match runner.window {
+            Some(w) => {
+                let (start, end) = w.bounds(t);
+                format!(
+                    "{{\"batch_time\":{},\"window_start\":{},\"window_end\":{},\"rows\":",
+                    t.millis(),
+                    start.millis(),
+                    end.millis()
+                )
+            }
+            None => format!("{{\"batch_time\":{},\"rows\":", t.millis()),
+        };
+        json.extend_from_slice(head.as_bytes());
         write_rows(&out, &mut json);
         json.push(b'}');
         info.results.push(ResultBatch {

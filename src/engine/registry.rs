@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::exec::window::WindowMemory;
 use crate::lock;
 use crate::sink::ResultStore;
 use crate::source::SourceHandle;
@@ -94,6 +95,17 @@ impl QueryMetrics {
     }
 }
 
+/// The window of a sliding or tumbling query.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WindowInfo {
+    pub length_ms: i64,
+    pub slide_ms: i64,
+    /// Pane length gcd(length, slide), for an incremental window.
+    pub pane_ms: i64,
+    /// `panes` (partial aggregates merged per slide) or `raw` (raw rows buffered).
+    pub mode: &'static str,
+}
+
 /// One continuous query or derived stream.
 pub struct QueryInfo {
     pub name: String,
@@ -107,8 +119,11 @@ pub struct QueryInfo {
     /// Sources and streams read.
     pub inputs: Vec<String>,
     pub results: ResultStore,
+    /// Set for sliding and tumbling queries.
+    pub window: Option<WindowInfo>,
     status: Mutex<QueryStatus>,
     metrics: Mutex<QueryMetrics>,
+    window_memory: Mutex<WindowMemory>,
 }
 
 impl QueryInfo {
@@ -132,9 +147,29 @@ impl QueryInfo {
             parallelism,
             inputs,
             results,
+            window: None,
             status: Mutex::new(QueryStatus::Running),
             metrics: Mutex::new(QueryMetrics::default()),
+            window_memory: Mutex::new(WindowMemory::default()),
         }
+    }
+
+    pub fn with_window(mut self, window: WindowInfo) -> QueryInfo {
+        self.window = Some(window);
+        self
+    }
+
+    /// Time between two result batches: the slide, or the batch interval.
+    pub fn cadence_ms(&self, batch_interval_ms: i64) -> i64 {
+        self.window.map_or(batch_interval_ms, |w| w.slide_ms)
+    }
+
+    pub fn set_window_memory(&self, m: WindowMemory) {
+        *lock(&self.window_memory) = m;
+    }
+
+    pub fn window_memory(&self) -> WindowMemory {
+        *lock(&self.window_memory)
     }
 
     pub fn status(&self) -> QueryStatus {

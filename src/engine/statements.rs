@@ -9,8 +9,10 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use serde_json::{json, Value};
 
+use super::registry::WindowInfo;
 use super::registry::{read, write};
-use super::{Engine, QueryInfo, QueryKind, Runner, SourceEntry, StatementFailure};
+use super::{Engine, Mode, QueryInfo, QueryKind, Runner, SourceEntry, StatementFailure};
+use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::Slot;
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
@@ -19,7 +21,9 @@ use crate::sql::dialect::{
     self, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError, Statement,
     Window,
 };
-use crate::sql::planner::{self, Compiled};
+use crate::sql::planner::{self, Compiled, WindowPlan};
+use crate::state::window::{check_multiple, WindowSpec};
+use crate::time::{BatchTime, Interval};
 
 /// Highest parallelism a query may ask for.
 const MAX_PARALLELISM: usize = 256;
@@ -190,7 +194,8 @@ impl Engine {
         let result = json!({"statement": "CREATE STREAM", "name": info.name, "schema": schema_json(&info.schema)});
         self.streams.push(Runner {
             info,
-            plan: compiled.plan,
+            mode: Mode::PerBatch(compiled.plan),
+            window: None,
             slot: Some(Arc::new(Slot::default())),
         });
         Ok(result)
@@ -207,32 +212,75 @@ impl Engine {
             self.ensure_free(name)?;
         }
         let parallelism = query_parallelism(&options, self.config.parallelism)?;
-        reject_window(&body)?;
-        let compiled = self.compile(&body, parallelism).await?;
+        let zero = self.clock.zero_time();
+        let window = self.window_spec(&body, zero)?;
+        let (mode, schema, inputs, kind, window_info) = match window {
+            None => {
+                let compiled = self.compile(&body, parallelism).await?;
+                let schema = compiled.plan.schema.clone();
+                (
+                    Mode::PerBatch(compiled.plan),
+                    schema,
+                    compiled.inputs,
+                    QueryKind::PerBatch,
+                    None,
+                )
+            }
+            Some((spec, kind)) => {
+                let w = planner::compile_window(
+                    &body.query,
+                    &self.readable(),
+                    parallelism,
+                    &self.batch_clock,
+                )
+                .await?;
+                let (mode, info) = match w.plan {
+                    WindowPlan::Panes {
+                        partial,
+                        split,
+                        task_ctx,
+                    } => (
+                        Mode::Panes(Box::new(PaneWindow::new(spec, partial, split, task_ctx))),
+                        window_info(&spec, "panes"),
+                    ),
+                    WindowPlan::Raw { plan, inputs } => (
+                        Mode::Raw(Box::new(RawWindow::new(spec, plan, inputs))),
+                        window_info(&spec, "raw"),
+                    ),
+                };
+                (mode, w.schema, w.inputs, kind, Some((spec, info)))
+            }
+        };
         let name = match name {
             Some(n) => n.value,
             None => self.generated_name(),
         };
-        let info = Arc::new(QueryInfo::new(
+        let mut info = QueryInfo::new(
             name,
             sql,
-            QueryKind::PerBatch,
-            compiled.plan.schema.clone(),
-            self.clock.zero_time(),
+            kind,
+            schema,
+            zero,
             parallelism,
-            compiled.inputs,
+            inputs,
             ResultStore::new(self.config.retention),
-        ));
+        );
+        if let Some((_, w)) = window_info {
+            info = info.with_window(w);
+        }
+        let info = Arc::new(info);
         write(&self.registry.queries).insert(info.name.clone(), Arc::clone(&info));
         let result = json!({
             "statement": "CREATE QUERY",
             "name": info.name,
             "kind": info.kind.name(),
+            "window": info.window,
             "schema": schema_json(&info.schema),
         });
         self.queries.push(Runner {
             info,
-            plan: compiled.plan,
+            mode,
+            window: window_info.map(|(spec, _)| spec),
             slot: None,
         });
         Ok(result)
@@ -359,8 +407,57 @@ impl Engine {
         json!({"statement": format!("SHOW {what}"), "rows": rows})
     }
 
+    /// The window of a query, checked against the batch interval; None without a
+    /// WINDOW clause.
+    fn window_spec(
+        &self,
+        body: &QueryBody,
+        zero: BatchTime,
+    ) -> Result<Option<(WindowSpec, QueryKind)>, SqlError> {
+        let Some(clause) = body.window else {
+            return Ok(None);
+        };
+        let (length, slide, kind) = match clause.window {
+            Window::Sliding { length, slide } => (length, slide, QueryKind::Sliding),
+            Window::Tumbling { length } => (length, length, QueryKind::Tumbling),
+            Window::Cumulative { .. } => {
+                return Err(SqlError::at(
+                    "WINDOW CUMULATIVE is not supported yet in this version of sluice; per-batch, SLIDING and TUMBLING queries are",
+                    clause.at,
+                ))
+            }
+        };
+        let batch = self.clock.interval();
+        check_multiple("window length", length, batch).map_err(|m| SqlError::at(m, clause.at))?;
+        check_multiple("window slide", slide, batch).map_err(|m| SqlError::at(m, clause.at))?;
+        Ok(Some((
+            WindowSpec {
+                length,
+                slide,
+                zero,
+            },
+            kind,
+        )))
+    }
+
     async fn explain(&self, body: QueryBody) -> Result<Value, SqlError> {
-        reject_window(&body)?;
+        if let Some((spec, _)) = self.window_spec(&body, self.clock.zero_time())? {
+            let w = planner::compile_window(
+                &body.query,
+                &self.readable(),
+                self.config.parallelism,
+                &self.batch_clock,
+            )
+            .await?;
+            let pane = Interval::from_millis(spec.pane_ms())
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            return Ok(json!({
+                "statement": "EXPLAIN",
+                "schema": schema_json(&w.schema),
+                "plan": planner::explain_window(&w, &pane),
+            }));
+        }
         let compiled = self.compile(&body, self.config.parallelism).await?;
         Ok(json!({
             "statement": "EXPLAIN",
@@ -370,20 +467,13 @@ impl Engine {
     }
 }
 
-/// Windowed queries are parsed but not run yet: say so where the clause is.
-fn reject_window(body: &QueryBody) -> Result<(), SqlError> {
-    let Some(w) = body.window else {
-        return Ok(());
-    };
-    let what = match w.window {
-        Window::Sliding { .. } => "WINDOW SLIDING",
-        Window::Tumbling { .. } => "WINDOW TUMBLING",
-        Window::Cumulative { .. } => "WINDOW CUMULATIVE",
-    };
-    Err(SqlError::at(
-        format!("{what} is not supported yet in this version of sluice; per-batch queries (no WINDOW clause) are"),
-        w.at,
-    ))
+fn window_info(spec: &WindowSpec, mode: &'static str) -> WindowInfo {
+    WindowInfo {
+        length_ms: spec.length.millis(),
+        slide_ms: spec.slide.millis(),
+        pane_ms: spec.pane_ms(),
+        mode,
+    }
 }
 
 fn query_row(q: &QueryInfo) -> Value {

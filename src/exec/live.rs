@@ -15,8 +15,10 @@ use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::TableProvider;
 use datafusion::common::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::ExecutionPlan;
 
 /// The current batch of one source or stream.
 #[derive(Debug, Default)]
@@ -65,6 +67,25 @@ impl LiveTable {
             StreamingTable::try_new(schema, streams)?.with_infinite_table(false),
         ))
     }
+}
+
+/// A one-partition scan of `slot`, to put under a plan built by hand.
+pub fn live_scan(schema: SchemaRef, slot: Arc<Slot>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let partition: Arc<dyn PartitionStream> = Arc::new(LivePartition {
+        schema: schema.clone(),
+        slot,
+        index: 0,
+        count: 1,
+    });
+    let no_ordering: Vec<LexOrdering> = Vec::new();
+    Ok(Arc::new(StreamingTableExec::try_new(
+        schema,
+        vec![partition],
+        None,
+        no_ordering,
+        false,
+        None,
+    )?))
 }
 
 #[derive(Debug)]

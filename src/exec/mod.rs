@@ -9,6 +9,8 @@
 //! The function `batch_time()` reads the tick's batch time from a shared cell.
 
 pub mod live;
+pub mod split;
+pub mod window;
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::{displayable, ExecutionPlan};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -19,6 +22,7 @@ use datafusion::sql::sqlparser::ast::{self, visit_relations, Query};
 use datafusion::sql::sqlparser::tokenizer::Location;
 
 use super::dialect::SqlError;
+use crate::exec::split::{self, Split};
 use crate::exec::{BatchClock, BatchTimeUdf, CompiledPlan, LiveTable, Slot};
 
 /// A table a query may read: a source or a derived stream.
@@ -44,8 +48,19 @@ pub async fn compile(
     clock: &BatchClock,
 ) -> Result<Compiled, SqlError> {
     let inputs = check_names(query, tables)?;
-    let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock).await?;
+    compile_inputs(query, tables, inputs, parallelism, clock).await
+}
+
+async fn compile_inputs(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+    inputs: Vec<String>,
+    parallelism: usize,
+    clock: &BatchClock,
+) -> Result<Compiled, SqlError> {
+    let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock, false).await?;
     let schema = single.schema();
+    unique_names(&schema)?;
     // Result rows are JSON objects keyed by column name: names must be unique.
     for (i, field) in schema.fields().iter().enumerate() {
         if schema
@@ -61,7 +76,7 @@ pub async fn compile(
         }
     }
     let (parallel, parallel_ctx) = if parallelism > 1 {
-        let (_, plan, ctx) = plan_with(query, tables, &inputs, parallelism, clock).await?;
+        let (_, plan, ctx) = plan_with(query, tables, &inputs, parallelism, clock, false).await?;
         (Some(plan), Some(ctx))
     } else {
         (None, None)
@@ -77,6 +92,135 @@ pub async fn compile(
         inputs,
         logical,
     })
+}
+
+/// Result rows are JSON objects keyed by column name: names must be unique.
+fn unique_names(schema: &SchemaRef) -> Result<(), SqlError> {
+    for (i, field) in schema.fields().iter().enumerate() {
+        if schema
+            .fields()
+            .iter()
+            .skip(i + 1)
+            .any(|f| f.name() == field.name())
+        {
+            return Err(SqlError::new(format!(
+                "output column '{}' appears twice; give one of them another name with AS",
+                field.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How a windowed query is computed.
+pub enum WindowPlan {
+    /// Incrementally: partial aggregates per batch, merged per pane and per slide.
+    Panes {
+        partial: CompiledPlan,
+        split: Split,
+        task_ctx: Arc<TaskContext>,
+    },
+    /// By buffering the raw input batches of the window; `inputs` are the
+    /// private slots the plan reads the window from.
+    Raw {
+        plan: CompiledPlan,
+        inputs: Vec<(String, Arc<Slot>)>,
+    },
+}
+
+pub struct CompiledWindow {
+    pub plan: WindowPlan,
+    pub schema: SchemaRef,
+    pub inputs: Vec<String>,
+    pub logical: LogicalPlan,
+}
+
+/// Compiles a windowed query: split at its aggregation when it can be (see
+/// `exec::split`), else planned over private slots that will hold the window's rows.
+pub async fn compile_window(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+    parallelism: usize,
+    clock: &BatchClock,
+) -> Result<CompiledWindow, SqlError> {
+    let inputs = check_names(query, tables)?;
+    let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock, true).await?;
+    if let Some(split) = split::split(&single).map_err(internal)? {
+        let schema = split.final_plan.schema();
+        unique_names(&schema)?;
+        let (parallel, parallel_task_ctx) = if parallelism > 1 {
+            let (_, plan, pctx) =
+                plan_with(query, tables, &inputs, parallelism, clock, true).await?;
+            match split::partial_node(&plan) {
+                Some(p) => (Some(p), Some(pctx)),
+                None => (None, None),
+            }
+        } else {
+            (None, None)
+        };
+        let partial = CompiledPlan {
+            single: Arc::clone(&split.partial),
+            parallel,
+            task_ctx: Arc::clone(&ctx),
+            parallel_task_ctx,
+            schema: split.state_schema.clone(),
+        };
+        return Ok(CompiledWindow {
+            plan: WindowPlan::Panes {
+                partial,
+                split,
+                task_ctx: ctx,
+            },
+            schema,
+            inputs,
+            logical,
+        });
+    }
+    // Buffer raw rows: the same query over private copies of its inputs.
+    let mut private = BTreeMap::new();
+    let mut slots = Vec::new();
+    for name in &inputs {
+        if let Some(t) = tables.get(name) {
+            let slot = Arc::new(Slot::default());
+            private.insert(
+                name.clone(),
+                Readable {
+                    schema: t.schema.clone(),
+                    slot: Arc::clone(&slot),
+                },
+            );
+            slots.push((name.clone(), slot));
+        }
+    }
+    let compiled = compile_inputs(query, &private, inputs, parallelism, clock).await?;
+    Ok(CompiledWindow {
+        schema: compiled.plan.schema.clone(),
+        plan: WindowPlan::Raw {
+            plan: compiled.plan,
+            inputs: slots,
+        },
+        inputs: compiled.inputs,
+        logical: compiled.logical,
+    })
+}
+
+/// The text of `EXPLAIN` for a windowed query.
+pub fn explain_window(w: &CompiledWindow, pane: &str) -> String {
+    let show = |p: &Arc<dyn ExecutionPlan>| displayable(p.as_ref()).indent(true).to_string();
+    match &w.plan {
+        WindowPlan::Panes { partial, split, .. } => format!(
+            "window: incremental, partial aggregates per batch merged in panes of {pane}\nlogical plan:\n{}\npartial plan (each batch):\n{}\nmerge plan (panes):\n{}\nfinal plan (each slide):\n{}",
+            w.logical.display_indent(),
+            show(partial.parallel.as_ref().unwrap_or(&partial.single)),
+            show(&split.reduce),
+            show(&split.final_plan),
+        ),
+        WindowPlan::Raw { plan, .. } => format!(
+            "window: raw input rows of the window are buffered and the plan runs on them each slide (the query is not a single mergeable aggregation)\nlogical plan:\n{}\nphysical plan:\n{}",
+            w.logical.display_indent(),
+            show(plan.parallel.as_ref().unwrap_or(&plan.single)),
+        ),
+    }
 }
 
 /// The text of `EXPLAIN`: the logical and the physical plan.
@@ -100,14 +244,8 @@ async fn plan_with(
     inputs: &[String],
     partitions: usize,
     clock: &BatchClock,
-) -> Result<
-    (
-        LogicalPlan,
-        Arc<dyn ExecutionPlan>,
-        Arc<datafusion::execution::TaskContext>,
-    ),
-    SqlError,
-> {
+    split_aggregates: bool,
+) -> Result<(LogicalPlan, Arc<dyn ExecutionPlan>, Arc<TaskContext>), SqlError> {
     let mut config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_information_schema(false);
@@ -119,7 +257,30 @@ async fn plan_with(
     options.optimizer.enable_join_dynamic_filter_pushdown = false;
     options.optimizer.enable_topk_dynamic_filter_pushdown = false;
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = if split_aggregates {
+        // Keep Partial and Final aggregates apart (windows split plans there), and
+        // keep limits out of partial aggregates (a pane must keep every key).
+        let rules = PhysicalOptimizer::new()
+            .rules
+            .into_iter()
+            .filter(|r| {
+                ![
+                    "CombinePartialFinalAggregate",
+                    "LimitedDistinctAggregation",
+                    "LimitAggregation",
+                ]
+                .contains(&r.name())
+            })
+            .collect();
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        SessionContext::new_with_state(state)
+    } else {
+        SessionContext::new_with_config(config)
+    };
     ctx.register_udf(ScalarUDF::new_from_impl(BatchTimeUdf::new(clock.clone())));
     for name in inputs {
         if let Some(t) = tables.get(name) {

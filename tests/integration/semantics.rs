@@ -19,6 +19,7 @@
 //! ----
 //! 1000: hello | 2               -- one line per row: `batch_time: a | b`
 //! 2000: (empty)                 -- a batch with no rows
+//! 4000 (0, 4000]: 3             -- a window's batch: its time, then (start, end]
 //! ```
 
 use std::path::Path;
@@ -135,6 +136,11 @@ pub async fn run_file(path: &Path) {
                 for batch in &batches {
                     let t = batch["batch_time"].as_i64().unwrap();
                     seen.insert(query.to_string(), t);
+                    // A window's batch shows its bounds: `4000 (0, 4000]: ...`.
+                    let t = match (batch["window_start"].as_i64(), batch["window_end"].as_i64()) {
+                        (Some(start), Some(end)) => format!("{t} ({start}, {end}]"),
+                        _ => t.to_string(),
+                    };
                     let mut r = rows(batch);
                     if rowsort {
                         r.sort();
@@ -189,5 +195,9 @@ semantics!(
     union_join,
     derived_chains,
     batch_time,
-    errors
+    errors,
+    window_emission,
+    window_operations,
+    window_inputs,
+    window_errors,
 );

@@ -1,0 +1,270 @@
+//! Running windowed queries, batch after batch.
+//!
+//! - [`PaneWindow`] (incremental): each batch's rows are aggregated into partial
+//!   states by the query's `partial` plan; the states of one pane (gcd(L, S) long)
+//!   are merged into one state row per key; at each slide the panes in the window
+//!   are merged and the `final` plan evaluates the query on them. Merging uses
+//!   the two-stacks scheme: a "back" aggregate of the newest panes and a "front"
+//!   stack of suffix aggregates of the older ones, so an emission merges two
+//!   state sets whatever the window's length, and each pane is merged a constant
+//!   number of times on average. Memory: about (panes in the window) × (keys).
+//! - [`RawWindow`] (buffering): for queries that cannot be split (no aggregate,
+//!   joins, nested aggregates, ...), the raw input batches of the window are kept
+//!   and the whole plan runs on the window at each slide.
+//!
+//! Both follow `state::window::WindowSpec`: emit at multiples of the slide from
+//! the zero time, over the batches in (t − L, t]; panes leaving the window are dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Result as DfResult;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::{collect, ExecutionPlan};
+
+use super::live::Slot;
+use super::split::Split;
+use super::CompiledPlan;
+use crate::state::window::WindowSpec;
+use crate::time::BatchTime;
+
+/// What a window holds, for `GET /queries/{name}` and the memory test.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct WindowMemory {
+    /// Panes (or buffered batches, for a raw window) held.
+    pub panes: usize,
+    /// Rows held: state rows (panes) or raw input rows (raw window).
+    pub rows: usize,
+    /// Bytes of Arrow memory held.
+    pub bytes: usize,
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn bytes(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::get_array_memory_size).sum()
+}
+
+async fn run(plan: &Arc<dyn ExecutionPlan>, ctx: &Arc<TaskContext>) -> DfResult<Vec<RecordBatch>> {
+    let plan = reset_plan_states(Arc::clone(plan))?;
+    collect(plan, Arc::clone(ctx)).await
+}
+
+/// An incrementally computed window; see the module docs.
+pub struct PaneWindow {
+    spec: WindowSpec,
+    partial: CompiledPlan,
+    reduce: Arc<dyn ExecutionPlan>,
+    final_plan: Arc<dyn ExecutionPlan>,
+    reduce_input: Arc<Slot>,
+    final_input: Arc<Slot>,
+    task_ctx: Arc<TaskContext>,
+    /// States of the batches of the pane being filled.
+    open: Vec<RecordBatch>,
+    /// Closed panes not yet moved to `front`, oldest first.
+    back: Vec<(BatchTime, Vec<RecordBatch>)>,
+    /// All of `back` merged.
+    back_agg: Vec<RecordBatch>,
+    /// (pane end, that pane merged with every newer pane of `front`); the last
+    /// element is the oldest pane, so it holds all of `front` merged.
+    front: Vec<(BatchTime, Vec<RecordBatch>)>,
+}
+
+impl PaneWindow {
+    pub fn new(
+        spec: WindowSpec,
+        partial: CompiledPlan,
+        split: Split,
+        task_ctx: Arc<TaskContext>,
+    ) -> PaneWindow {
+        PaneWindow {
+            spec,
+            partial,
+            reduce: split.reduce,
+            final_plan: split.final_plan,
+            reduce_input: split.reduce_input,
+            final_input: split.final_input,
+            task_ctx,
+            open: Vec::new(),
+            back: Vec::new(),
+            back_agg: Vec::new(),
+            front: Vec::new(),
+        }
+    }
+
+    /// Processes batch `t` (its rows are in the live tables' slots); returns the
+    /// window's result if `t` is an emission time.
+    pub async fn step(
+        &mut self,
+        t: BatchTime,
+        input_rows: usize,
+    ) -> DfResult<Option<Vec<RecordBatch>>> {
+        let states = self.partial.run(input_rows).await?;
+        self.open
+            .extend(states.into_iter().filter(|b| b.num_rows() > 0));
+        if self.spec.closes_pane(t) {
+            let open = std::mem::take(&mut self.open);
+            let pane = self.merge(open).await?;
+            let mut both = std::mem::take(&mut self.back_agg);
+            both.extend(pane.iter().cloned());
+            self.back_agg = self.merge(both).await?;
+            self.back.push((t, pane));
+        }
+        if !self.spec.emits_at(t) {
+            return Ok(None);
+        }
+        self.evict(t).await?;
+        let mut input = self
+            .front
+            .last()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        input.extend(self.back_agg.iter().cloned());
+        self.final_input.set(input);
+        let out = run(&self.final_plan, &self.task_ctx).await;
+        self.final_input.clear();
+        out.map(Some)
+    }
+
+    /// Merges state batches into one state row per key.
+    async fn merge(&self, states: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
+        if states.len() <= 1 || rows(&states) == 0 {
+            // One aggregation's output already has one row per key.
+            return Ok(states.into_iter().filter(|b| b.num_rows() > 0).collect());
+        }
+        self.reduce_input.set(states);
+        let out = run(&self.reduce, &self.task_ctx).await;
+        self.reduce_input.clear();
+        Ok(out?.into_iter().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// Drops the panes that ended at or before t − L.
+    async fn evict(&mut self, t: BatchTime) -> DfResult<()> {
+        while self
+            .front
+            .last()
+            .is_some_and(|(end, _)| !self.spec.still_needed(t, *end))
+        {
+            self.front.pop();
+        }
+        let back_stale = self
+            .back
+            .first()
+            .is_some_and(|(end, _)| !self.spec.still_needed(t, *end));
+        if self.front.is_empty() && back_stale {
+            // Flip: the back panes that are still needed become the front, each
+            // with the merge of itself and every newer one.
+            let panes = std::mem::take(&mut self.back);
+            self.back_agg.clear();
+            let mut suffix: Vec<RecordBatch> = Vec::new();
+            let mut front = Vec::new();
+            for (end, pane) in panes.into_iter().rev() {
+                if !self.spec.still_needed(t, end) {
+                    break;
+                }
+                let mut both = pane;
+                both.extend(suffix.iter().cloned());
+                suffix = self.merge(both).await?;
+                front.push((end, suffix.clone()));
+            }
+            self.front = front;
+        }
+        Ok(())
+    }
+
+    pub fn memory(&self) -> WindowMemory {
+        let mut held: Vec<&[RecordBatch]> = vec![&self.open, &self.back_agg];
+        held.extend(self.back.iter().map(|(_, s)| s.as_slice()));
+        held.extend(self.front.iter().map(|(_, s)| s.as_slice()));
+        WindowMemory {
+            panes: self.back.len() + self.front.len(),
+            rows: held.iter().map(|b| rows(b)).sum(),
+            bytes: held.iter().map(|b| bytes(b)).sum(),
+        }
+    }
+}
+
+/// A window that buffers raw input batches; see the module docs.
+pub struct RawWindow {
+    spec: WindowSpec,
+    plan: CompiledPlan,
+    /// Each input's name and the private slot the plan reads it from.
+    inputs: Vec<(String, Arc<Slot>)>,
+    /// Per batch time, each input's chunks (in `inputs` order).
+    buffer: VecDeque<(BatchTime, Vec<Arc<Vec<RecordBatch>>>)>,
+}
+
+impl RawWindow {
+    pub fn new(
+        spec: WindowSpec,
+        plan: CompiledPlan,
+        inputs: Vec<(String, Arc<Slot>)>,
+    ) -> RawWindow {
+        RawWindow {
+            spec,
+            plan,
+            inputs,
+            buffer: VecDeque::new(),
+        }
+    }
+
+    /// Keeps batch `t` of every input (from the shared slots in `current`); runs the
+    /// plan on the window if `t` is an emission time.
+    pub async fn step(
+        &mut self,
+        t: BatchTime,
+        current: &BTreeMap<String, Arc<Slot>>,
+    ) -> DfResult<Option<Vec<RecordBatch>>> {
+        let data = self
+            .inputs
+            .iter()
+            .map(|(name, _)| current.get(name).map(|s| s.get()).unwrap_or_default())
+            .collect();
+        self.buffer.push_back((t, data));
+        let out = if self.spec.emits_at(t) {
+            let mut total = 0;
+            for (i, (_, slot)) in self.inputs.iter().enumerate() {
+                let chunks: Vec<RecordBatch> = self
+                    .buffer
+                    .iter()
+                    .filter(|(b, _)| self.spec.covers(t, *b))
+                    .flat_map(|(_, d)| d[i].iter().cloned())
+                    .collect();
+                total += rows(&chunks);
+                slot.set(chunks);
+            }
+            let out = self.plan.run(total).await;
+            for (_, slot) in &self.inputs {
+                slot.clear();
+            }
+            Some(out?)
+        } else {
+            None
+        };
+        while self
+            .buffer
+            .front()
+            .is_some_and(|(b, _)| !self.spec.still_needed(t, *b))
+        {
+            self.buffer.pop_front();
+        }
+        Ok(out)
+    }
+
+    pub fn memory(&self) -> WindowMemory {
+        let all: Vec<&RecordBatch> = self
+            .buffer
+            .iter()
+            .flat_map(|(_, d)| d.iter().flat_map(|c| c.iter()))
+            .collect();
+        WindowMemory {
+            panes: self.buffer.len(),
+            rows: all.iter().map(|b| b.num_rows()).sum(),
+            bytes: all.iter().map(|b| b.get_array_memory_size()).sum(),
+        }
+    }
+}

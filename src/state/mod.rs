@@ -1,0 +1,5 @@
+//! State that outlives a batch: window panes (and, later, keyed cumulative state
+//! and checkpoints). The arithmetic is pure ([`window::WindowSpec`]); the pane
+//! store that runs DataFusion plans to merge panes lives in `exec::window`.
+
+pub mod window;
