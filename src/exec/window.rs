@@ -18,6 +18,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use datafusion::arrow::array::UInt32Array;
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
 use datafusion::execution::TaskContext;
@@ -47,6 +49,24 @@ fn rows(batches: &[RecordBatch]) -> usize {
 
 fn bytes(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::get_array_memory_size).sum()
+}
+
+/// Copies state rows into one exactly sized batch. Aggregation output keeps the
+/// capacity of its hash tables and builders (kilobytes for a few keys); a window
+/// holding thousands of panes must not keep that slack.
+fn compact(batches: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let schema = first.schema();
+    let merged = if batches.len() == 1 {
+        let all = UInt32Array::from_iter_values(0..first.num_rows() as u32);
+        take_record_batch(first, &all)?
+    } else {
+        concat_batches(&schema, &batches)?
+    };
+    Ok(vec![merged])
 }
 
 async fn run(plan: &Arc<dyn ExecutionPlan>, ctx: &Arc<TaskContext>) -> DfResult<Vec<RecordBatch>> {
@@ -133,13 +153,13 @@ impl PaneWindow {
     /// Merges state batches into one state row per key.
     async fn merge(&self, states: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
         if states.len() <= 1 || rows(&states) == 0 {
-            // One aggregation's output already has one row per key.
+            // Already one (compact) aggregation output: one row per key.
             return Ok(states.into_iter().filter(|b| b.num_rows() > 0).collect());
         }
         self.reduce_input.set(states);
         let out = run(&self.reduce, &self.task_ctx).await;
         self.reduce_input.clear();
-        Ok(out?.into_iter().filter(|b| b.num_rows() > 0).collect())
+        compact(out?)
     }
 
     /// Drops the panes that ended at or before t − L.

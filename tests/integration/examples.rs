@@ -17,7 +17,13 @@ fn example(name: &str) -> String {
 /// Every file in queries/ is named here.
 #[test]
 fn every_example_has_a_test() {
-    let tested = ["wordcount.sql", "demo.sql", "sales.sql"];
+    let tested = [
+        "wordcount.sql",
+        "demo.sql",
+        "sales.sql",
+        "windowed_wordcount.sql",
+        "best_seller.sql",
+    ];
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         assert!(
@@ -119,5 +125,97 @@ async fn sales_revenue_and_big_orders() {
     assert_eq!(rows(&revenue[0]), ["south | 20.0 | 10", "north | 9.0 | 3"]);
     let big = server.results("big_orders", None).await;
     assert_eq!(rows(&big[0]), ["1970-01-01T00:00:01Z | south | cake | 10"]);
+    server.server.stop().await;
+}
+
+/// Sends `text` to the peer and waits until the source has counted `rows` rows in all.
+async fn send(
+    server: &TestServer,
+    peer: &mut tokio::net::TcpStream,
+    source: &str,
+    text: &str,
+    rows: u64,
+) {
+    peer.write_all(text.as_bytes()).await.unwrap();
+    server
+        .eventually("the rows to be received", || async {
+            server.get(&format!("/sources/{source}")).await.1["counters"]["rows"] == rows
+        })
+        .await;
+}
+
+/// The window's bounds and rows, as `start..end: rows`.
+fn window(batch: &serde_json::Value) -> String {
+    format!(
+        "{}..{}: {}",
+        batch["window_start"],
+        batch["window_end"],
+        rows(batch).join(", ")
+    )
+}
+
+#[tokio::test]
+async fn windowed_wordcount_slides_every_five_seconds() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = TestServer::start(1000).await;
+    server
+        .ok(&example("windowed_wordcount.sql").replace("localhost:9999", &addr))
+        .await;
+    let (mut peer, _) = listener.accept().await.unwrap();
+    send(&server, &mut peer, "lines", "a b\n", 1).await;
+    server.advance(2).await; // batches 1, 2
+    send(&server, &mut peer, "lines", "a\n", 2).await;
+    server.advance(4).await; // batches 3..6
+    send(&server, &mut peer, "lines", "b c\n", 3).await;
+    server.advance(59).await; // batches 7..65
+    let batches = server.results("windowed_wordcount", None).await;
+    // One emission every 5 batches: 5000, 10000, ..., 65000.
+    let times: Vec<i64> = batches
+        .iter()
+        .map(|b| b["batch_time"].as_i64().unwrap())
+        .collect();
+    assert_eq!(times, (1..=13).map(|k| k * 5000).collect::<Vec<_>>());
+    assert_eq!(window(&batches[0]), "-55000..5000: a | 2, b | 1");
+    assert_eq!(window(&batches[1]), "-50000..10000: a | 2, b | 2, c | 1");
+    assert_eq!(window(&batches[11]), "0..60000: a | 2, b | 2, c | 1");
+    // At 65 s the batches 1 and 3 have left the window.
+    assert_eq!(window(&batches[12]), "5000..65000: b | 1, c | 1");
+    server.server.stop().await;
+}
+
+#[tokio::test]
+async fn best_seller_over_ten_days_every_minute() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = TestServer::start(1000).await;
+    server
+        .ok(&example("best_seller.sql").replace("localhost:9998", &addr))
+        .await;
+    let (mut peer, _) = listener.accept().await.unwrap();
+    let day1 = "2026-11-26T10:00:00Z,north,tea,5\n2026-11-26T10:00:00Z,south,cake,3\nnot,a,sale\n";
+    send(&server, &mut peer, "sales", day1, 2).await;
+    server.advance(61).await;
+    send(
+        &server,
+        &mut peer,
+        "sales",
+        "2026-11-26T10:01:01Z,north,cake,4\n",
+        3,
+    )
+    .await;
+    server.advance(59).await;
+    let batches = server.results("best_seller", None).await;
+    assert_eq!(batches.len(), 2);
+    assert_eq!(window(&batches[0]), "-863940000..60000: tea | 5");
+    assert_eq!(window(&batches[1]), "-863880000..120000: cake | 7");
+    let (_, source) = server.get("/sources/sales").await;
+    assert_eq!(source["counters"]["bad_rows"], 1);
+    let (_, state) = server.get("/queries/best_seller/state").await;
+    assert_eq!(
+        state["rows"],
+        serde_json::json!([{"product": "cake", "sold": 7}])
+    );
+    assert_eq!(state["window_end"], 120000);
     server.server.stop().await;
 }

@@ -8,3 +8,4 @@ mod examples;
 mod http_api;
 mod semantics;
 mod tcp;
+mod windows;
