@@ -42,6 +42,21 @@ pub struct BenchArgs {
     /// Batches ticked for the fixed-cost measurement.
     #[arg(long, default_value_t = 50)]
     pub idle_batches: u32,
+    /// Which measurements to run, comma-separated: wordcount, idle, windows, best-seller.
+    #[arg(long, default_value = "wordcount,idle,windows,best-seller", value_delimiter = ',')]
+    pub sections: Vec<String>,
+    /// Window bench: input rows per second (T = 1 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub window_rate: usize,
+    /// Window bench: distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    pub window_keys: usize,
+    /// Window bench: batches measured once the window is full.
+    #[arg(long, default_value_t = 300)]
+    pub window_batches: u32,
+    /// Best-seller bench: batches run (one pane a minute).
+    #[arg(long, default_value_t = 1800)]
+    pub best_seller_batches: u32,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -50,6 +65,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "warning: this is a debug build; run `cargo run --release -- bench` for real figures"
         );
     }
+    let run = |name: &str| args.sections.iter().any(|s| s == name);
+    if run("wordcount") {
+        wordcount_section(&args).await?;
+    }
+    if run("idle") {
+        idle_section(&args).await?;
+    }
+    if run("windows") {
+        windows_section(&args).await?;
+    }
+    if run("best-seller") {
+        best_seller_section(&args).await?;
+    }
+    Ok(())
+}
+
+async fn wordcount_section(args: &BenchArgs) -> anyhow::Result<()> {
     println!("## Word count, TCP bytes to results (8 words a line)\n");
     println!("| parallelism | lines/batch | median batch time | lines/s | of which receive+decode | tick (seal+query+emit) |");
     println!("|---|---|---|---|---|---|");
@@ -65,6 +97,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn idle_section(args: &BenchArgs) -> anyhow::Result<()> {
     println!("\n## Fixed cost of an idle query per batch\n");
     println!("| parallelism | queries | batches | tick time, no queries | tick time, with queries | per idle query per batch |");
     println!("|---|---|---|---|---|---|");
@@ -191,4 +227,111 @@ async fn idle(queries: usize, parallelism: usize, batches: u32) -> anyhow::Resul
     let watch = Stopwatch::start();
     engine.advance(batches).await?;
     Ok(watch.elapsed_us() as f64 / batches as f64)
+}
+
+/// CSV bodies of `rows` rows over `keys` keys, one per batch, rotating the keys.
+fn keyed_bodies(rows: usize, keys: usize, count: usize) -> Vec<Arc<Vec<u8>>> {
+    let mut rng = StdRng::seed_from_u64(11);
+    (0..count)
+        .map(|_| {
+            let mut body = Vec::with_capacity(rows * 12);
+            for _ in 0..rows {
+                body.extend_from_slice(format!("k{},{}\n", rng.random_range(0..keys), rng.random_range(1..10)).as_bytes());
+            }
+            Arc::new(body)
+        })
+        .collect()
+}
+
+struct WindowRun {
+    /// Mean tick time over the measured batches, µs.
+    mean_us: f64,
+    /// Mean tick time of the emitting batches, µs.
+    emit_us: f64,
+    held_rows: usize,
+    held_bytes: usize,
+    panes: usize,
+}
+
+/// Runs `query` (reading source `s (k TEXT, v BIGINT)`) for `fill` batches, then
+/// measures `measure` batches; `rate` rows a batch (T = 1 s).
+async fn window_run(query: &str, rows: usize, keys: usize, fill: u32, measure: u32, slide_batches: u32) -> anyhow::Result<WindowRun> {
+    let engine = engine_with(1)?;
+    sql(&engine, "CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV").await?;
+    sql(&engine, &format!("CREATE QUERY w AS {query}")).await?;
+    let source = engine.registry.source("s").ok_or_else(|| anyhow::anyhow!("no source"))?;
+    let bodies = keyed_bodies(rows, keys, 16);
+    let mut total = 0u64;
+    let mut emitting = (0u64, 0u32);
+    for i in 0..fill + measure {
+        source.ingest(&bodies[i as usize % bodies.len()]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let watch = Stopwatch::start();
+        let t = engine.advance(1).await?;
+        let us = watch.elapsed_us();
+        if i >= fill {
+            total += us;
+            if t.first().is_some_and(|t| (t / 1000) % slide_batches as i64 == 0) {
+                emitting.0 += us;
+                emitting.1 += 1;
+            }
+        }
+    }
+    let q = engine.registry.query("w").ok_or_else(|| anyhow::anyhow!("no query"))?;
+    let held = q.window_memory();
+    Ok(WindowRun {
+        mean_us: total as f64 / measure as f64,
+        emit_us: emitting.0 as f64 / emitting.1.max(1) as f64,
+        held_rows: held.rows,
+        held_bytes: held.bytes,
+        panes: held.panes,
+    })
+}
+
+async fn windows_section(args: &BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "\n## Keyed count over sliding windows, every 5 s ({} rows/s, {} keys, T = 1 s, parallelism 1)\n",
+        args.window_rate, args.window_keys
+    );
+    println!("| window | batches run | mean time per batch | mean time of an emitting batch | panes held | state rows held | state bytes held | vs 60 s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut base = None;
+    for length in [60u32, 600, 3600] {
+        let query = format!("SELECT k, count(*) AS n FROM s GROUP BY k WINDOW SLIDING {length}s EVERY 5s");
+        let r = window_run(&query, args.window_rate, args.window_keys, length, args.window_batches, 5).await?;
+        let ratio = r.mean_us / *base.get_or_insert(r.mean_us);
+        println!(
+            "| {length} s | {} | {:.2} ms | {:.2} ms | {} | {} | {:.1} MiB | {ratio:.2}× |",
+            length + args.window_batches,
+            r.mean_us / 1e3,
+            r.emit_us / 1e3,
+            r.panes,
+            r.held_rows,
+            r.held_bytes as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(())
+}
+
+async fn best_seller_section(args: &BenchArgs) -> anyhow::Result<()> {
+    let rate = 10_000;
+    let products = 1000;
+    println!(
+        "\n## Best seller: 10 d window every 1 min, {rate} sales/s over {products} products, T = 1 s, {} batches\n",
+        args.best_seller_batches
+    );
+    let query = "SELECT k AS product, sum(v) AS sold FROM s GROUP BY k WINDOW SLIDING 10d EVERY 1m ORDER BY sold DESC, product LIMIT 1";
+    let measure = args.best_seller_batches.saturating_sub(60).max(60);
+    let r = window_run(query, rate, products, 60, measure, 60).await?;
+    println!("| mean time per batch | mean time of an emitting batch (every 60th) | panes held | state rows held | state bytes held | bytes per pane |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.2} ms | {:.2} ms | {} | {} | {:.2} MiB | {:.1} KiB |",
+        r.mean_us / 1e3,
+        r.emit_us / 1e3,
+        r.panes,
+        r.held_rows,
+        r.held_bytes as f64 / (1 << 20) as f64,
+        r.held_bytes as f64 / r.panes.max(1) as f64 / 1024.0
+    );
+    Ok(())
 }
