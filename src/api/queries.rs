@@ -278,7 +278,7 @@ enum Update {
 
 struct Subscription {
     query: Arc<QueryInfo>,
-    /// Time between two result batches of the query (the batch interval).
+    /// Time between two result batches of the query: its slide, or the batch interval.
     cadence_ms: i64,
     live: Option<broadcast::Receiver<Arc<ResultBatch>>>,
     pending: VecDeque<Arc<ResultBatch>>,
@@ -332,8 +332,11 @@ impl Subscription {
                     // Catch up from the store; report only what it no longer has.
                     self.pending = self.query.results.after(self.last, usize::MAX).into();
                     if let (Some(last), Some(first)) = (self.last, self.pending.front()) {
-                        let missed =
-                            (first.batch_time.millis() - last.millis()) / self.cadence_ms - 1;
+                        // Emission times lie on the grid zero + k·cadence: count the
+                        // grid points strictly between `last` and `first`.
+                        let zero = self.query.zero_time.millis();
+                        let slot = |t: i64| (t - zero).div_euclid(self.cadence_ms);
+                        let missed = slot(first.batch_time.millis()) - 1 - slot(last.millis());
                         if missed > 0 {
                             let resume = first.batch_time.millis();
                             return Some(Update::Lagged {

@@ -14,7 +14,8 @@
 //! The split is refused (and the window buffers raw rows instead) unless the
 //! plan has exactly one aggregation, the rows below it are computed row by row
 //! from the current batch (no join, sort, limit or nested aggregate), and the
-//! only table read is below the `Partial` aggregate.
+//! only table read is below the `Partial` aggregate, which does not call
+//! `batch_time()` (in a window it is the emission's time, not each batch's).
 
 use std::sync::Arc;
 
@@ -86,6 +87,14 @@ pub fn partial_node(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPl
     }
     let below = nodes(exec.input());
     if !below.iter().all(|n| ROW_WISE.contains(&n.name())) {
+        return None;
+    }
+    // batch_time() in a windowed query is the time of the window's emission; below
+    // the aggregation of a split plan it would be each input batch's time instead.
+    let text = datafusion::physical_plan::displayable(exec)
+        .indent(true)
+        .to_string();
+    if text.contains("batch_time()") {
         return None;
     }
     // Every table scan must be below the Partial aggregate.

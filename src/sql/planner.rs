@@ -61,20 +61,6 @@ async fn compile_inputs(
     let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock, false).await?;
     let schema = single.schema();
     unique_names(&schema)?;
-    // Result rows are JSON objects keyed by column name: names must be unique.
-    for (i, field) in schema.fields().iter().enumerate() {
-        if schema
-            .fields()
-            .iter()
-            .skip(i + 1)
-            .any(|f| f.name() == field.name())
-        {
-            return Err(SqlError::new(format!(
-                "output column '{}' appears twice; give one of them another name with AS",
-                field.name()
-            )));
-        }
-    }
     let (parallel, parallel_ctx) = if parallelism > 1 {
         let (_, plan, ctx) = plan_with(query, tables, &inputs, parallelism, clock, false).await?;
         (Some(plan), Some(ctx))
