@@ -109,3 +109,27 @@ async fn explain_shows_how_a_window_is_computed() {
         .starts_with("window: raw input rows"));
     server.server.stop().await;
 }
+
+/// Batches above exec::PARALLEL_MIN_ROWS run the parallel partial plan: its states
+/// come from several partitions and still merge exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_use_the_parallel_partial_plan_exactly() {
+    let server = TestServer::start(1000).await;
+    server
+        .ok("CREATE SOURCE a (k BIGINT) FROM HTTP FORMAT CSV;
+             CREATE QUERY w WITH (parallelism = 2) AS SELECT k, count(*) AS n FROM a GROUP BY k
+                 WINDOW SLIDING 2s EVERY 1s ORDER BY n DESC, k LIMIT 2")
+        .await;
+    for batch in 0..3i64 {
+        let mut body: String = (0..40_000).map(|i| format!("{}\n", i % 100)).collect();
+        body.extend((0..50).map(|_| format!("{batch}\n")));
+        assert_eq!(server.post("/sources/a", &body).await.0, 202);
+        server.advance(1).await;
+    }
+    let batches = server.results("w", None).await;
+    let rows: Vec<Vec<String>> = batches.iter().map(crate::common::rows).collect();
+    assert_eq!(rows[0], ["0 | 450", "1 | 400"]);
+    assert_eq!(rows[1], ["0 | 850", "1 | 850"]);
+    assert_eq!(rows[2], ["1 | 850", "2 | 850"]);
+    server.server.stop().await;
+}
