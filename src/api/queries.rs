@@ -106,6 +106,12 @@ fn details(q: &QueryInfo) -> Value {
         "schema": schema_json(&q.schema),
         "inputs": q.inputs,
         "zero_time": q.zero_time.millis(),
+        "cumulative": q.cumulative.map(|c| json!({
+            "ttl_ms": c.ttl_ms,
+            "emit": c.emit,
+            "keys": q.window_memory().rows,
+            "bytes": q.window_memory().bytes,
+        })),
         "window": q.window.map(|w| json!({
             "length_ms": w.length_ms,
             "slide_ms": w.slide_ms,
@@ -186,10 +192,26 @@ pub async fn state(
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params?;
     let q = query(&app, &name)?;
-    let Some(latest) = q.results.latest() else {
+    // A cumulative query's table is computed on request (its results may hold
+    // only updates); other queries answer with their latest result batch.
+    let table = if q.cumulative.is_some() {
+        match app
+            .engine
+            .state(name.clone())
+            .await
+            .map_err(|_| ApiError::stopped())?
+        {
+            Some(Ok(json)) => Some(bytes::Bytes::from(json)),
+            Some(Err(e)) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+            None => None,
+        }
+    } else {
+        q.results.latest().map(|b| b.json.clone())
+    };
+    let Some(latest) = table else {
         return Ok(Json(json!({ "batch_time": null, "rows": [] })));
     };
-    let mut batch: Value = serde_json::from_slice(&latest.json).map_err(|e| {
+    let mut batch: Value = serde_json::from_slice(&latest).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("stored result is not JSON: {e}"),

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, Stopwatch};
+use crate::exec::cumulative::Cumulative;
 use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::{BatchClock, CompiledPlan, Slot};
 use crate::sink::json::write_rows;
@@ -79,6 +80,8 @@ enum Mode {
     Panes(Box<PaneWindow>),
     /// A window computed from its buffered raw rows.
     Raw(Box<RawWindow>),
+    /// Keyed state since the zero time.
+    Cumulative(Box<Cumulative>),
 }
 
 /// A compiled query or stream.
@@ -213,6 +216,25 @@ impl Engine {
         self.clock.set_ran(t);
     }
 
+    /// The current table of cumulative query `name` as `{"batch_time", "rows"}` JSON.
+    async fn cumulative_table(&self, name: &str) -> Option<Result<Vec<u8>, String>> {
+        let runner = self.queries.iter().find(|q| q.info.name == name)?;
+        let Mode::Cumulative(c) = &runner.mode else {
+            return None;
+        };
+        let batches = match c.table().await {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let t = self
+            .last_tick
+            .map_or("null".to_string(), |t| t.millis().to_string());
+        let mut json = format!("{{\"batch_time\":{t},\"rows\":").into_bytes();
+        write_rows(&batches, &mut json);
+        json.push(b'}');
+        Some(Ok(json))
+    }
+
     /// The next batch time of the manual clock.
     pub fn next_manual_batch(&self) -> BatchTime {
         BatchTime(self.clock.now_ms()).next(self.clock.interval())
@@ -258,6 +280,11 @@ async fn run_one(
         Mode::Raw(w) => {
             let r = w.step(t, current).await;
             info.set_window_memory(w.memory());
+            r
+        }
+        Mode::Cumulative(c) => {
+            let r = c.step(t, input_rows).await.map(Some);
+            info.set_window_memory(c.memory());
             r
         }
     };
@@ -318,6 +345,12 @@ pub enum Command {
         batches: u32,
         reply: oneshot::Sender<Vec<i64>>,
     },
+    /// The current table of a cumulative query, as result JSON; None if the
+    /// query is not cumulative.
+    State {
+        query: String,
+        reply: oneshot::Sender<Option<Result<Vec<u8>, String>>>,
+    },
 }
 
 /// How the rest of the server talks to the engine task.
@@ -340,6 +373,19 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Sql { text, reply })
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+
+    /// The current table of a cumulative query (computed between ticks).
+    pub async fn state(
+        &self,
+        query: String,
+    ) -> Result<Option<Result<Vec<u8>, String>>, EngineStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::State { query, reply })
             .await
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
@@ -383,6 +429,9 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Command>) {
                 None => break,
                 Some(Command::Sql { text, reply }) => {
                     let _ = reply.send(engine.execute(&text).await);
+                }
+                Some(Command::State { query, reply }) => {
+                    let _ = reply.send(engine.cumulative_table(&query).await);
                 }
                 Some(Command::Advance { batches, reply }) => {
                     let mut times = Vec::with_capacity(batches as usize);

@@ -106,6 +106,15 @@ pub struct WindowInfo {
     pub mode: &'static str,
 }
 
+/// The settings of a cumulative query.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CumulativeInfo {
+    /// Keys idle this long are dropped; None keeps them forever.
+    pub ttl_ms: Option<i64>,
+    /// `complete` (the whole table every batch) or `updates` (changed keys).
+    pub emit: &'static str,
+}
+
 /// One continuous query or derived stream.
 pub struct QueryInfo {
     pub name: String,
@@ -121,6 +130,8 @@ pub struct QueryInfo {
     pub results: ResultStore,
     /// Set for sliding and tumbling queries.
     pub window: Option<WindowInfo>,
+    /// Set for cumulative queries.
+    pub cumulative: Option<CumulativeInfo>,
     status: Mutex<QueryStatus>,
     metrics: Mutex<QueryMetrics>,
     window_memory: Mutex<WindowMemory>,
@@ -148,6 +159,7 @@ impl QueryInfo {
             inputs,
             results,
             window: None,
+            cumulative: None,
             status: Mutex::new(QueryStatus::Running),
             metrics: Mutex::new(QueryMetrics::default()),
             window_memory: Mutex::new(WindowMemory::default()),

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use serde_json::{json, Value};
 
-use super::registry::WindowInfo;
 use super::registry::{read, write};
+use super::registry::{CumulativeInfo, WindowInfo};
 use super::{Engine, Mode, QueryInfo, QueryKind, Runner, SourceEntry, StatementFailure};
+use crate::exec::cumulative::Cumulative;
 use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::Slot;
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
+use crate::sql::dialect::Emit;
 use crate::sql::dialect::{
     self, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError, Statement,
     Window,
@@ -214,6 +216,7 @@ impl Engine {
         let parallelism = query_parallelism(&options, self.config.parallelism)?;
         let zero = self.clock.zero_time();
         let window = self.window_spec(&body, zero)?;
+        let mut cumulative = None;
         let (mode, schema, inputs, kind, window_info) = match window {
             None => {
                 let compiled = self.compile(&body, parallelism).await?;
@@ -226,7 +229,34 @@ impl Engine {
                     None,
                 )
             }
-            Some((spec, kind)) => {
+            Some(Shape::Cumulative { ttl, emit }) => {
+                let c = planner::compile_cumulative(
+                    &body.query,
+                    &self.readable(),
+                    parallelism,
+                    &self.batch_clock,
+                )
+                .await?;
+                let runner = Cumulative::new(c.partial, c.split, c.task_ctx, ttl, emit)
+                    .map_err(|e| SqlError::new(format!("internal error while planning: {e}")))?;
+                let info = CumulativeInfo {
+                    ttl_ms: ttl.map(|t| t.millis()),
+                    emit: if emit == Emit::Complete {
+                        "complete"
+                    } else {
+                        "updates"
+                    },
+                };
+                cumulative = Some(info);
+                (
+                    Mode::Cumulative(Box::new(runner)),
+                    c.schema,
+                    c.inputs,
+                    QueryKind::Cumulative,
+                    None,
+                )
+            }
+            Some(Shape::Window(spec, kind)) => {
                 let w = planner::compile_window(
                     &body.query,
                     &self.readable(),
@@ -268,6 +298,7 @@ impl Engine {
         if let Some((_, w)) = window_info {
             info = info.with_window(w);
         }
+        info.cumulative = cumulative;
         let info = Arc::new(info);
         write(&self.registry.queries).insert(info.name.clone(), Arc::clone(&info));
         let result = json!({
@@ -409,28 +440,19 @@ impl Engine {
 
     /// The window of a query, checked against the batch interval; None without a
     /// WINDOW clause.
-    fn window_spec(
-        &self,
-        body: &QueryBody,
-        zero: BatchTime,
-    ) -> Result<Option<(WindowSpec, QueryKind)>, SqlError> {
+    fn window_spec(&self, body: &QueryBody, zero: BatchTime) -> Result<Option<Shape>, SqlError> {
         let Some(clause) = body.window else {
             return Ok(None);
         };
         let (length, slide, kind) = match clause.window {
             Window::Sliding { length, slide } => (length, slide, QueryKind::Sliding),
             Window::Tumbling { length } => (length, length, QueryKind::Tumbling),
-            Window::Cumulative { .. } => {
-                return Err(SqlError::at(
-                    "WINDOW CUMULATIVE is not supported yet in this version of sluice; per-batch, SLIDING and TUMBLING queries are",
-                    clause.at,
-                ))
-            }
+            Window::Cumulative { ttl, emit } => return Ok(Some(Shape::Cumulative { ttl, emit })),
         };
         let batch = self.clock.interval();
         check_multiple("window length", length, batch).map_err(|m| SqlError::at(m, clause.at))?;
         check_multiple("window slide", slide, batch).map_err(|m| SqlError::at(m, clause.at))?;
-        Ok(Some((
+        Ok(Some(Shape::Window(
             WindowSpec {
                 length,
                 slide,
@@ -441,7 +463,33 @@ impl Engine {
     }
 
     async fn explain(&self, body: QueryBody) -> Result<Value, SqlError> {
-        if let Some((spec, _)) = self.window_spec(&body, self.clock.zero_time())? {
+        let shape = self.window_spec(&body, self.clock.zero_time())?;
+        if let Some(Shape::Cumulative { .. }) = shape {
+            let c = planner::compile_cumulative(
+                &body.query,
+                &self.readable(),
+                self.config.parallelism,
+                &self.batch_clock,
+            )
+            .await?;
+            let show = |p: &Arc<dyn datafusion::physical_plan::ExecutionPlan>| {
+                datafusion::physical_plan::displayable(p.as_ref())
+                    .indent(true)
+                    .to_string()
+            };
+            return Ok(json!({
+                "statement": "EXPLAIN",
+                "schema": schema_json(&c.schema),
+                "plan": format!(
+                    "cumulative: keyed state, partial aggregates per batch merged into the keys they touch\nlogical plan:\n{}\npartial plan (each batch):\n{}\nmerge plan (state of the touched keys):\n{}\nfinal plan (emitted table):\n{}",
+                    c.logical.display_indent(),
+                    show(c.partial.parallel.as_ref().unwrap_or(&c.partial.single)),
+                    show(&c.split.reduce),
+                    show(&c.split.final_plan)
+                ),
+            }));
+        }
+        if let Some(Shape::Window(spec, _)) = shape {
             let w = planner::compile_window(
                 &body.query,
                 &self.readable(),
@@ -465,6 +513,12 @@ impl Engine {
             "plan": planner::explain(&compiled),
         }))
     }
+}
+
+/// What a WINDOW clause asks for.
+enum Shape {
+    Window(WindowSpec, QueryKind),
+    Cumulative { ttl: Option<Interval>, emit: Emit },
 }
 
 fn window_info(spec: &WindowSpec, mode: &'static str) -> WindowInfo {

@@ -8,6 +8,7 @@
 //!
 //! The function `batch_time()` reads the tick's batch time from a shared cell.
 
+pub mod cumulative;
 pub mod live;
 pub mod split;
 pub mod window;

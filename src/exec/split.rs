@@ -47,6 +47,8 @@ pub struct Split {
     pub final_plan: Arc<dyn ExecutionPlan>,
     /// The schema of state rows (group keys, then accumulator state columns).
     pub state_schema: SchemaRef,
+    /// How many leading columns of `state_schema` are the group keys.
+    pub key_columns: usize,
     /// What `reduce` reads.
     pub reduce_input: Arc<Slot>,
     /// What `final_plan` reads.
@@ -71,7 +73,11 @@ fn aggregate(plan: &Arc<dyn ExecutionPlan>) -> Option<&AggregateExec> {
 }
 
 /// The `Partial` aggregate of a plan, if the plan can be split (see module docs).
-pub fn partial_node(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+/// `batch_time()` below it is allowed only when each batch's own time is meant.
+pub fn partial_node(
+    plan: &Arc<dyn ExecutionPlan>,
+    allow_batch_time: bool,
+) -> Option<Arc<dyn ExecutionPlan>> {
     let all = nodes(plan);
     let aggregates: Vec<&Arc<dyn ExecutionPlan>> =
         all.iter().filter(|n| aggregate(n).is_some()).collect();
@@ -94,7 +100,7 @@ pub fn partial_node(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPl
     let text = datafusion::physical_plan::displayable(exec)
         .indent(true)
         .to_string();
-    if text.contains("batch_time()") {
+    if !allow_batch_time && text.contains("batch_time()") {
         return None;
     }
     // Every table scan must be below the Partial aggregate.
@@ -110,8 +116,8 @@ pub fn partial_node(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPl
 }
 
 /// Splits a single-partition plan; None if it cannot be split.
-pub fn split(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Option<Split>> {
-    let Some(partial) = partial_node(plan) else {
+pub fn split(plan: &Arc<dyn ExecutionPlan>, allow_batch_time: bool) -> DfResult<Option<Split>> {
+    let Some(partial) = partial_node(plan, allow_batch_time) else {
         return Ok(None);
     };
     let all = nodes(plan);
@@ -141,11 +147,18 @@ pub fn split(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Option<Split>> {
     }
     let leaf = live_scan(state_schema.clone(), Arc::clone(&final_input))?;
     let final_plan = replace(plan, &partial, &leaf)?;
+    let state_columns: usize = final_exec
+        .aggr_expr()
+        .iter()
+        .map(|a| a.state_fields().map_or(0, |f| f.len()))
+        .sum();
+    let key_columns = state_schema.fields().len().saturating_sub(state_columns);
     Ok(Some(Split {
         partial,
         reduce,
         final_plan,
         state_schema,
+        key_columns,
         reduce_input,
         final_input,
     }))

@@ -131,13 +131,13 @@ pub async fn compile_window(
 ) -> Result<CompiledWindow, SqlError> {
     let inputs = check_names(query, tables)?;
     let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock, true).await?;
-    if let Some(split) = split::split(&single).map_err(internal)? {
+    if let Some(split) = split::split(&single, false).map_err(internal)? {
         let schema = split.final_plan.schema();
         unique_names(&schema)?;
         let (parallel, parallel_task_ctx) = if parallelism > 1 {
             let (_, plan, pctx) =
                 plan_with(query, tables, &inputs, parallelism, clock, true).await?;
-            match split::partial_node(&plan) {
+            match split::partial_node(&plan, false) {
                 Some(p) => (Some(p), Some(pctx)),
                 None => (None, None),
             }
@@ -187,6 +187,59 @@ pub async fn compile_window(
         },
         inputs: compiled.inputs,
         logical: compiled.logical,
+    })
+}
+
+/// A cumulative query's plans: partial per batch, merge, final.
+pub struct CompiledCumulative {
+    pub partial: CompiledPlan,
+    pub split: Split,
+    pub task_ctx: Arc<TaskContext>,
+    pub schema: SchemaRef,
+    pub inputs: Vec<String>,
+    pub logical: LogicalPlan,
+}
+
+/// Compiles a `WINDOW CUMULATIVE` query: it must be one mergeable aggregation
+/// over its inputs (see `exec::split`), since its state is kept per key.
+pub async fn compile_cumulative(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+    parallelism: usize,
+    clock: &BatchClock,
+) -> Result<CompiledCumulative, SqlError> {
+    let inputs = check_names(query, tables)?;
+    let (logical, single, ctx) = plan_with(query, tables, &inputs, 1, clock, true).await?;
+    let Some(split) = split::split(&single, true).map_err(internal)? else {
+        return Err(SqlError::new(
+            "WINDOW CUMULATIVE needs a query that is one aggregation (GROUP BY and aggregates) computed row by row from its inputs: no join, nested aggregate or LIMIT below the aggregation; join in a derived stream first",
+        ));
+    };
+    let schema = split.final_plan.schema();
+    unique_names(&schema)?;
+    let (parallel, parallel_task_ctx) = if parallelism > 1 {
+        let (_, plan, pctx) = plan_with(query, tables, &inputs, parallelism, clock, true).await?;
+        match split::partial_node(&plan, true) {
+            Some(p) => (Some(p), Some(pctx)),
+            None => (None, None),
+        }
+    } else {
+        (None, None)
+    };
+    let partial = CompiledPlan {
+        single: Arc::clone(&split.partial),
+        parallel,
+        task_ctx: Arc::clone(&ctx),
+        parallel_task_ctx,
+        schema: split.state_schema.clone(),
+    };
+    Ok(CompiledCumulative {
+        partial,
+        split,
+        task_ctx: ctx,
+        schema,
+        inputs,
+        logical,
     })
 }
 

@@ -2,4 +2,5 @@
 //! and checkpoints). The arithmetic is pure ([`window::WindowSpec`]); the pane
 //! store that runs DataFusion plans to merge panes lives in `exec::window`.
 
+pub mod keyed;
 pub mod window;

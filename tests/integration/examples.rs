@@ -23,6 +23,8 @@ fn every_example_has_a_test() {
         "sales.sql",
         "windowed_wordcount.sql",
         "best_seller.sql",
+        "global_wordcount.sql",
+        "sales_totals.sql",
     ];
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
@@ -217,5 +219,71 @@ async fn best_seller_over_ten_days_every_minute() {
         serde_json::json!([{"product": "cake", "sold": 7}])
     );
     assert_eq!(state["window_end"], 120000);
+    server.server.stop().await;
+}
+
+#[tokio::test]
+async fn global_wordcount_keeps_running_totals() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = TestServer::start(1000).await;
+    server
+        .ok(&example("global_wordcount.sql").replace("localhost:9999", &addr))
+        .await;
+    let (mut peer, _) = listener.accept().await.unwrap();
+    send(&server, &mut peer, "lines", "to be or\nnot to be\n", 2).await;
+    server.advance(1).await;
+    send(&server, &mut peer, "lines", "be quick\n", 3).await;
+    server.advance(2).await;
+    let batches = server.results("global_wordcount", None).await;
+    assert_eq!(rows(&batches[0]), ["be | 2", "to | 2", "not | 1", "or | 1"]);
+    assert_eq!(
+        rows(&batches[1]),
+        ["be | 3", "to | 2", "not | 1", "or | 1", "quick | 1"]
+    );
+    assert_eq!(rows(&batches[2]), rows(&batches[1]));
+    server.server.stop().await;
+}
+
+#[tokio::test]
+async fn sales_totals_emit_updates_and_answer_the_whole_table() {
+    let server = TestServer::start(1000).await;
+    server.ok(&example("sales_totals.sql")).await;
+    server
+        .post(
+            "/sources/sales",
+            "{\"product\": \"tea\", \"qty\": 2, \"price\": 3.5}\n{\"product\": \"cake\", \"qty\": 1, \"price\": 2.0}",
+        )
+        .await;
+    server.advance(1).await;
+    server
+        .post(
+            "/sources/sales",
+            "{\"product\": \"tea\", \"qty\": 1, \"price\": 4.0}",
+        )
+        .await;
+    server.advance(2).await;
+    let batches = server.results("sales_totals", None).await;
+    assert_eq!(
+        rows(&batches[0]),
+        ["cake | 1 | 2.0 | 1", "tea | 2 | 7.0 | 1"]
+    );
+    assert_eq!(rows(&batches[1]), ["tea | 3 | 11.0 | 2"]);
+    assert!(rows(&batches[2]).is_empty());
+    // The pull query gives the whole current table, not the last updates.
+    let (_, state) = server
+        .get("/queries/sales_totals/state?order_by=revenue%20desc")
+        .await;
+    assert_eq!(
+        state,
+        serde_json::json!({"batch_time": 3000, "rows": [
+            {"product": "tea", "sold": 3, "revenue": 11.0, "orders": 2},
+            {"product": "cake", "sold": 1, "revenue": 2.0, "orders": 1}
+        ]})
+    );
+    let (_, q) = server.get("/queries/sales_totals").await;
+    assert_eq!(q["kind"], "cumulative");
+    assert_eq!(q["cumulative"]["emit"], "updates");
+    assert_eq!(q["cumulative"]["keys"], 2);
     server.server.stop().await;
 }

@@ -200,4 +200,5 @@ semantics!(
     window_operations,
     window_inputs,
     window_errors,
+    cumulative,
 );

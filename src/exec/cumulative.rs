@@ -1,0 +1,132 @@
+//! Running cumulative queries (`WINDOW CUMULATIVE`, Spark's `updateStateByKey`).
+//!
+//! Each batch: the query's partial plan turns the batch into one state row per key
+//! it touches; those keys' current states are looked up in the [`KeyedState`],
+//! merged with the new ones by the `PartialReduce` plan, and written back. Only the
+//! keys in the batch are touched, so the work follows the batch, not the state.
+//! Then the final plan evaluates the emitted table: the whole state (`EMIT
+//! COMPLETE`, O(state) by definition) or the keys updated in this batch (`EMIT
+//! UPDATES`). A TTL drops the keys whose last update is TTL or more before the batch.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::{collect, ExecutionPlan};
+
+use super::live::Slot;
+use super::split::Split;
+use super::window::WindowMemory;
+use super::CompiledPlan;
+use crate::sql::dialect::Emit;
+use crate::state::keyed::KeyedState;
+use crate::time::{BatchTime, Interval};
+
+pub struct Cumulative {
+    partial: CompiledPlan,
+    reduce: Arc<dyn ExecutionPlan>,
+    final_plan: Arc<dyn ExecutionPlan>,
+    reduce_input: Arc<Slot>,
+    final_input: Arc<Slot>,
+    task_ctx: Arc<TaskContext>,
+    state: KeyedState,
+    ttl: Option<Interval>,
+    emit: Emit,
+}
+
+fn arrow(e: datafusion::arrow::error::ArrowError) -> DataFusionError {
+    DataFusionError::ArrowError(Box::new(e), None)
+}
+
+async fn run(plan: &Arc<dyn ExecutionPlan>, ctx: &Arc<TaskContext>) -> DfResult<Vec<RecordBatch>> {
+    let plan = reset_plan_states(Arc::clone(plan))?;
+    collect(plan, Arc::clone(ctx)).await
+}
+
+impl Cumulative {
+    pub fn new(
+        partial: CompiledPlan,
+        split: Split,
+        task_ctx: Arc<TaskContext>,
+        ttl: Option<Interval>,
+        emit: Emit,
+    ) -> DfResult<Cumulative> {
+        let state = KeyedState::new(split.state_schema.clone(), split.key_columns, ttl.is_some())
+            .map_err(arrow)?;
+        Ok(Cumulative {
+            partial,
+            reduce: split.reduce,
+            final_plan: split.final_plan,
+            reduce_input: split.reduce_input,
+            final_input: split.final_input,
+            task_ctx,
+            state,
+            ttl,
+            emit,
+        })
+    }
+
+    /// Folds batch `t` into the state and returns the emitted table.
+    pub async fn step(&mut self, t: BatchTime, input_rows: usize) -> DfResult<Vec<RecordBatch>> {
+        let states = self.partial.run(input_rows).await?;
+        let mut updated = None;
+        if states.iter().any(|b| b.num_rows() > 0) {
+            let schema = Arc::clone(self.state.schema());
+            let fresh = concat_batches(&schema, &states).map_err(arrow)?;
+            let keys = self.state.keys(&fresh).map_err(arrow)?;
+            let mut inputs: Vec<RecordBatch> = self
+                .state
+                .lookup(&keys)
+                .map_err(arrow)?
+                .into_iter()
+                .collect();
+            inputs.push(fresh);
+            // Merge old and new states (and the duplicates a parallel partial plan
+            // gives) into one row per key.
+            self.reduce_input.set(inputs);
+            let merged = run(&self.reduce, &self.task_ctx).await;
+            self.reduce_input.clear();
+            let merged = concat_batches(&schema, &merged?).map_err(arrow)?;
+            let keys = self.state.keys(&merged).map_err(arrow)?;
+            self.state.upsert(merged.clone(), keys, t).map_err(arrow)?;
+            updated = Some(merged);
+        }
+        if let Some(ttl) = self.ttl {
+            self.state
+                .expire(BatchTime(t.millis() - ttl.millis()))
+                .map_err(arrow)?;
+        }
+        let input = match self.emit {
+            Emit::Complete => self.state.all().map_err(arrow)?,
+            Emit::Updates => match updated {
+                Some(rows) => vec![rows],
+                // Nothing changed: no rows (not even a global aggregate's row).
+                None => return Ok(Vec::new()),
+            },
+        };
+        self.evaluate(input).await
+    }
+
+    /// The whole current table (a pull query: `GET /queries/{name}/state`).
+    pub async fn table(&self) -> DfResult<Vec<RecordBatch>> {
+        self.evaluate(self.state.all().map_err(arrow)?).await
+    }
+
+    async fn evaluate(&self, input: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
+        self.final_input.set(input);
+        let out = run(&self.final_plan, &self.task_ctx).await;
+        self.final_input.clear();
+        out
+    }
+
+    pub fn memory(&self) -> WindowMemory {
+        WindowMemory {
+            panes: 0,
+            rows: self.state.len(),
+            bytes: self.state.bytes(),
+        }
+    }
+}

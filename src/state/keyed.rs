@@ -1,0 +1,368 @@
+//! Keyed state for cumulative queries (Spark's `updateStateByKey`): one row of
+//! partial aggregate state per key, updated only for the keys a batch touches.
+//!
+//! State rows live in append-only Arrow chunks. An index maps each key (its group
+//! columns, row-encoded) to the chunk and row that hold its current state; an
+//! update appends the key's new state row and marks the old one dead. When dead
+//! rows outnumber live ones the live rows are compacted into one chunk, so the
+//! work per batch is proportional to the batch (amortized), not to the state.
+//! Keys not updated for a TTL are dropped through a queue of update times, again
+//! without scanning the state. Pure: no I/O, no plans (merging states is
+//! `exec::cumulative`'s job).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, interleave_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
+
+use crate::time::BatchTime;
+
+/// Where a key's current state row is, and when it was last updated.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    chunk: usize,
+    row: usize,
+    updated: BatchTime,
+}
+
+struct Chunk {
+    batch: RecordBatch,
+    alive: Vec<bool>,
+    live: usize,
+}
+
+pub struct KeyedState {
+    schema: SchemaRef,
+    /// Row encoder of the key columns (the first `key_columns` of the schema);
+    /// None when the query has no GROUP BY (one global key).
+    converter: Option<RowConverter>,
+    key_columns: usize,
+    index: HashMap<Box<[u8]>, Entry>,
+    chunks: Vec<Chunk>,
+    dead: usize,
+    /// Keys by update time, oldest first, for TTL expiry (only kept with a TTL).
+    updates: VecDeque<(BatchTime, Vec<Box<[u8]>>)>,
+    track_updates: bool,
+}
+
+impl KeyedState {
+    /// `schema`: key columns first, then the accumulator state columns.
+    pub fn new(schema: SchemaRef, key_columns: usize, ttl: bool) -> Result<KeyedState, ArrowError> {
+        let converter = if key_columns == 0 {
+            None
+        } else {
+            let fields = schema
+                .fields()
+                .iter()
+                .take(key_columns)
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect();
+            Some(RowConverter::new(fields)?)
+        };
+        Ok(KeyedState {
+            schema,
+            converter,
+            key_columns,
+            index: HashMap::new(),
+            chunks: Vec::new(),
+            dead: 0,
+            updates: VecDeque::new(),
+            track_updates: ttl,
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Arrow bytes held by the chunks (dead rows included until compaction).
+    pub fn bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.batch.get_array_memory_size())
+            .sum()
+    }
+
+    /// The row-encoded key of every row of `batch`.
+    pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>, ArrowError> {
+        match &self.converter {
+            None => Ok(vec![Box::from(&[][..]); batch.num_rows()]),
+            Some(c) => {
+                let columns: Vec<ArrayRef> = batch.columns()[..self.key_columns].to_vec();
+                let rows = c.convert_columns(&columns)?;
+                Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+            }
+        }
+    }
+
+    /// The current state rows of those of `keys` that are held.
+    pub fn lookup(&self, keys: &[Box<[u8]>]) -> Result<Option<RecordBatch>, ArrowError> {
+        let at: Vec<(usize, usize)> = keys
+            .iter()
+            .filter_map(|k| self.index.get(k))
+            .map(|e| (e.chunk, e.row))
+            .collect();
+        if at.is_empty() {
+            return Ok(None);
+        }
+        let chunks: Vec<&RecordBatch> = self.chunks.iter().map(|c| &c.batch).collect();
+        interleave_record_batch(&chunks, &at).map(Some)
+    }
+
+    /// Makes `merged` (one row per key, keys `keys`) the current state of its keys.
+    pub fn upsert(
+        &mut self,
+        merged: RecordBatch,
+        keys: Vec<Box<[u8]>>,
+        t: BatchTime,
+    ) -> Result<(), ArrowError> {
+        if merged.num_rows() == 0 {
+            return Ok(());
+        }
+        let chunk = self.chunks.len();
+        for (row, key) in keys.iter().enumerate() {
+            let entry = Entry {
+                chunk,
+                row,
+                updated: t,
+            };
+            if let Some(old) = self.index.insert(key.clone(), entry) {
+                self.kill(old);
+            }
+        }
+        let rows = merged.num_rows();
+        self.chunks.push(Chunk {
+            batch: merged,
+            alive: vec![true; rows],
+            live: rows,
+        });
+        if self.track_updates {
+            self.updates.push_back((t, keys));
+        }
+        self.maybe_compact()
+    }
+
+    fn kill(&mut self, e: Entry) {
+        if let Some(c) = self.chunks.get_mut(e.chunk) {
+            if c.alive[e.row] {
+                c.alive[e.row] = false;
+                c.live -= 1;
+                self.dead += 1;
+            }
+        }
+    }
+
+    /// Drops every key last updated at or before `cutoff`; returns how many.
+    pub fn expire(&mut self, cutoff: BatchTime) -> Result<usize, ArrowError> {
+        let mut dropped = 0;
+        while self.updates.front().is_some_and(|(t, _)| *t <= cutoff) {
+            let Some((t, keys)) = self.updates.pop_front() else {
+                break;
+            };
+            for key in keys {
+                if let Some(e) = self.index.get(&key).copied() {
+                    if e.updated == t {
+                        self.index.remove(&key);
+                        self.kill(e);
+                        dropped += 1;
+                    }
+                }
+            }
+        }
+        self.maybe_compact()?;
+        Ok(dropped)
+    }
+
+    /// Every live state row.
+    pub fn all(&self) -> Result<Vec<RecordBatch>, ArrowError> {
+        let mut out = Vec::new();
+        for c in &self.chunks {
+            if c.live == c.alive.len() {
+                out.push(c.batch.clone());
+            } else if c.live > 0 {
+                let mask = BooleanArray::from(c.alive.clone());
+                out.push(filter_record_batch(&c.batch, &mask)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites the live rows into one chunk when dead rows outnumber live ones
+    /// (and there is something worth the copy).
+    fn maybe_compact(&mut self) -> Result<(), ArrowError> {
+        let live = self.index.len();
+        if self.dead <= live.max(1024) && self.chunks.len() <= 4096 {
+            return Ok(());
+        }
+        let live_batches = self.all()?;
+        let compacted = concat_batches(&self.schema, &live_batches)?;
+        // Re-point the index at the compacted rows: chunk order is preserved, so
+        // walk the old chunks' live rows in order.
+        let mut next = 0usize;
+        let mut new_pos: HashMap<(usize, usize), usize> = HashMap::with_capacity(live);
+        for (ci, c) in self.chunks.iter().enumerate() {
+            for (ri, alive) in c.alive.iter().enumerate() {
+                if *alive {
+                    new_pos.insert((ci, ri), next);
+                    next += 1;
+                }
+            }
+        }
+        for e in self.index.values_mut() {
+            if let Some(row) = new_pos.get(&(e.chunk, e.row)) {
+                *e = Entry {
+                    chunk: 0,
+                    row: *row,
+                    updated: e.updated,
+                };
+            }
+        }
+        let rows = compacted.num_rows();
+        self.chunks = vec![Chunk {
+            batch: compacted,
+            alive: vec![true; rows],
+            live: rows,
+        }];
+        self.dead = 0;
+        Ok(())
+    }
+}
+
+/// A batch of `schema` with no rows.
+pub fn empty(schema: &SchemaRef) -> RecordBatch {
+    RecordBatch::new_empty(Arc::clone(schema))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]))
+    }
+
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn contents(s: &KeyedState) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = s
+            .all()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                let k = b.column(0).as_string::<i32>().clone();
+                let n = b.column(1).as_primitive::<Int64Type>().clone();
+                (0..b.num_rows()).map(move |i| (k.value(i).to_string(), n.value(i)))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn put(s: &mut KeyedState, rows: &[(&str, i64)], t: i64) {
+        let b = batch(rows);
+        let keys = s.keys(&b).unwrap();
+        s.upsert(b, keys, BatchTime(t)).unwrap();
+    }
+
+    #[test]
+    fn upserts_replace_a_key_s_row_and_lookup_finds_current_rows() {
+        let mut s = KeyedState::new(schema(), 1, false).unwrap();
+        put(&mut s, &[("a", 1), ("b", 2)], 1000);
+        put(&mut s, &[("a", 5)], 2000);
+        assert_eq!(contents(&s), [("a".into(), 5), ("b".into(), 2)]);
+        let probe = batch(&[("b", 0), ("zz", 0), ("a", 0)]);
+        let found = s.lookup(&s.keys(&probe).unwrap()).unwrap().unwrap();
+        assert_eq!(
+            found
+                .column(1)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec(),
+            vec![2, 5]
+        );
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn expiry_drops_keys_not_updated_since_the_cutoff() {
+        let mut s = KeyedState::new(schema(), 1, true).unwrap();
+        put(&mut s, &[("a", 1), ("b", 1)], 1000);
+        put(&mut s, &[("a", 2)], 2000);
+        assert_eq!(s.expire(BatchTime(1000)).unwrap(), 1);
+        assert_eq!(contents(&s), [("a".into(), 2)]);
+        assert_eq!(s.expire(BatchTime(2000)).unwrap(), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_every_live_row_and_the_index_right() {
+        let mut s = KeyedState::new(schema(), 1, false).unwrap();
+        let names: Vec<String> = (0..3000).map(|i| format!("k{i}")).collect();
+        for round in 0..3 {
+            let rows: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), round)).collect();
+            put(&mut s, &rows, 1000 * (round + 1));
+        }
+        // 6000 dead rows against 3000 live: compacted into one chunk.
+        assert_eq!(s.chunks.len(), 1);
+        assert_eq!(s.len(), 3000);
+        let probe = batch(&[("k2999", 0), ("k0", 0)]);
+        let found = s.lookup(&s.keys(&probe).unwrap()).unwrap().unwrap();
+        assert_eq!(found.column(0).as_string::<i32>().value(0), "k2999");
+        assert_eq!(
+            found
+                .column(1)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec(),
+            vec![2, 2]
+        );
+    }
+
+    #[test]
+    fn no_group_by_is_one_global_key() {
+        let s0 = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let mut s = KeyedState::new(s0.clone(), 0, false).unwrap();
+        let b =
+            RecordBatch::try_new(s0.clone(), vec![Arc::new(Int64Array::from(vec![3]))]).unwrap();
+        let keys = s.keys(&b).unwrap();
+        s.upsert(b.clone(), keys.clone(), BatchTime(1000)).unwrap();
+        s.upsert(b, keys, BatchTime(2000)).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s.all().unwrap().iter().map(|b| b.num_rows()).sum::<usize>(),
+            1
+        );
+    }
+}
