@@ -49,10 +49,13 @@ pub struct BenchArgs {
     /// Which measurements to run, comma-separated: wordcount, idle, windows, best-seller.
     #[arg(
         long,
-        default_value = "wordcount,idle,windows,best-seller",
+        default_value = "wordcount,idle,windows,best-seller,cumulative",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
+    /// Cumulative bench: keys in state, comma-separated.
+    #[arg(long, default_value = "10000,10000000", value_delimiter = ',')]
+    pub state_keys: Vec<usize>,
     /// Window bench: input rows per second (T = 1 s).
     #[arg(long, default_value_t = 10_000)]
     pub window_rate: usize,
@@ -85,6 +88,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if run("best-seller") {
         best_seller_section(&args).await?;
+    }
+    if run("cumulative") {
+        cumulative_section(&args).await?;
     }
     Ok(())
 }
@@ -425,5 +431,75 @@ async fn best_seller_section(args: &BenchArgs) -> anyhow::Result<()> {
         r.held_bytes as f64 / (1 << 20) as f64,
         r.held_bytes as f64 / r.panes.max(1) as f64 / 1024.0
     );
+    Ok(())
+}
+
+/// A CSV body of `rows` rows `<key>,1` with keys from `keys`.
+fn body_of(keys: impl Iterator<Item = usize>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for k in keys {
+        body.extend_from_slice(format!("{k},1\n").as_bytes());
+    }
+    body
+}
+
+async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
+    let batch = 100_000usize;
+    let measured = 20u32;
+    println!("\n## Cumulative count, EMIT UPDATES: a {batch}-row batch against the keys in state (parallelism 1)\n");
+    println!("| keys in state | batches to fill | mean time per batch (measured {measured}) | state bytes | vs first |");
+    println!("|---|---|---|---|---|");
+    let mut base = None;
+    for &keys in &args.state_keys {
+        let engine = engine_with(1)?;
+        sql(
+            &engine,
+            "CREATE SOURCE s (k BIGINT, v BIGINT) FROM HTTP FORMAT CSV",
+        )
+        .await?;
+        sql(&engine, "CREATE QUERY c AS SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k WINDOW CUMULATIVE EMIT UPDATES").await?;
+        let source = engine
+            .registry
+            .source("s")
+            .ok_or_else(|| anyhow::anyhow!("no source"))?;
+        let query = engine
+            .registry
+            .query("c")
+            .ok_or_else(|| anyhow::anyhow!("no query"))?;
+        // Fill: every key once, in batches of `batch` new keys.
+        let fill = keys.div_ceil(batch);
+        for b in 0..fill {
+            let start = b * batch;
+            source
+                .ingest(&body_of(start..(start + batch).min(keys)))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            engine.advance(1).await?;
+        }
+        // Measure: batches of random existing keys (each updates ~batch keys).
+        let mut rng = StdRng::seed_from_u64(5);
+        let bodies: Vec<Vec<u8>> = (0..4)
+            .map(|_| body_of((0..batch).map(|_| rng.random_range(0..keys))))
+            .collect();
+        let before = query.metrics().processing_us_total;
+        for b in 0..measured {
+            source
+                .ingest(&bodies[b as usize % bodies.len()])
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            engine.advance(1).await?;
+        }
+        let mean = (query.metrics().processing_us_total - before) as f64 / measured as f64;
+        let held = query.window_memory();
+        anyhow::ensure!(
+            held.rows == keys,
+            "state holds {} keys, expected {keys}",
+            held.rows
+        );
+        let ratio = mean / *base.get_or_insert(mean);
+        println!(
+            "| {keys} | {fill} | {:.1} ms | {:.0} MiB | {ratio:.2}× |",
+            mean / 1e3,
+            held.bytes as f64 / (1 << 20) as f64
+        );
+    }
     Ok(())
 }

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Bytes of result JSON kept per query (the newest batch is always kept).
     #[arg(long, default_value_t = 16 << 20)]
     pub retain_bytes: usize,
+    /// Write a checkpoint every this many batches (0: only at shutdown).
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_interval: u64,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -116,6 +119,8 @@ impl ServeArgs {
         if let Some(p) = self.parallelism {
             engine.parallelism = nonzero(p, "parallelism")?;
         }
+        engine.data_dir = Some(self.data_dir.clone());
+        engine.checkpoint_interval = self.checkpoint_interval;
         engine.retention = Retention {
             max_batches: nonzero(self.retain_batches, "retain-batches")?,
             max_bytes: self.retain_bytes,

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::config::Config;
 use crate::engine::{self, Engine, EngineHandle};
+use crate::state::checkpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -40,6 +41,15 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("the engine stopped during start-up")]
     EngineStopped,
+    #[error("cannot read the checkpoints in {path}: {source}")]
+    Scan {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Version(#[from] crate::state::checkpoint::RestoreError),
+    #[error("cannot restore the checkpoint {dir}: {message}")]
+    Restore { dir: String, message: String },
 }
 
 /// A server running in this process.
@@ -55,6 +65,8 @@ impl RunningServer {
     /// Ends every subscription (subscribers get a closing event), stops accepting
     /// requests and waits for the HTTP server to finish.
     pub async fn stop(mut self) {
+        // A final checkpoint, so a restart resumes exactly here.
+        let _ = self.engine.checkpoint().await;
         for query in self.engine.registry.all_queries() {
             query.results.close();
         }
@@ -71,10 +83,15 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let engine = Engine::new(config.clock.clone(), config.engine.clone());
+    let mut engine = Engine::new(config.clock.clone(), config.engine.clone());
+    let restored = restore(&mut engine, &config.data_dir).await?;
     let (handle, _task) = engine::spawn(engine);
-    if let Some(path) = &config.init {
-        run_init(&handle, path).await?;
+    match (&config.init, restored) {
+        (Some(path), false) => run_init(&handle, path).await?,
+        (Some(path), true) => {
+            tracing::info!(file = %path.display(), "--init skipped: the server was restored from a checkpoint")
+        }
+        (None, _) => {}
     }
     let listener = TcpListener::bind(config.addr)
         .await
@@ -102,6 +119,32 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         shutdown: Some(tx),
         http,
     })
+}
+
+/// Spark's getOrCreate: restores the newest complete checkpoint under `data_dir`,
+/// if there is one. Returns whether one was restored.
+async fn restore(engine: &mut Engine, data_dir: &std::path::Path) -> Result<bool, ServerError> {
+    let found = checkpoint::scan(data_dir).map_err(|source| ServerError::Scan {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let choice = checkpoint::choose(&found)?;
+    for skipped in &choice.skipped {
+        tracing::warn!("ignoring a torn or partial checkpoint: {skipped}");
+    }
+    let Some(chosen) = choice.restore else {
+        return Ok(false);
+    };
+    let dir = chosen.dir.display().to_string();
+    let t = engine
+        .restore(&chosen)
+        .await
+        .map_err(|message| ServerError::Restore {
+            dir: dir.clone(),
+            message,
+        })?;
+    tracing::info!(checkpoint = %dir, batch_time = t, "restored from checkpoint; resuming at the next batch");
+    Ok(true)
 }
 
 async fn run_init(engine: &EngineHandle, path: &std::path::Path) -> Result<(), ServerError> {

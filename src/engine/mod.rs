@@ -32,6 +32,8 @@ use crate::sink::{ResultBatch, Retention};
 use crate::source::{Source, SourceHandle, SourceLimits};
 use crate::sql::dialect::SqlError;
 use crate::sql::planner::Readable;
+use crate::state::checkpoint::{CatalogEntry, Found, Manifest};
+use crate::state::checkpoint_io::{self, Snapshot};
 use crate::state::window::WindowSpec;
 use crate::time::BatchTime;
 pub use registry::{BatchMetrics, QueryInfo, QueryKind, QueryStatus, Registry};
@@ -45,6 +47,10 @@ pub struct EngineConfig {
     /// Results kept per query.
     pub retention: Retention,
     pub source_limits: SourceLimits,
+    /// Where checkpoints go; None: no checkpoints.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Checkpoint every this many batches (default 10; 0: only at shutdown).
+    pub checkpoint_interval: u64,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +59,8 @@ impl Default for EngineConfig {
             parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             retention: Retention::default(),
             source_limits: SourceLimits::default(),
+            data_dir: None,
+            checkpoint_interval: 10,
         }
     }
 }
@@ -113,6 +121,12 @@ pub struct Engine {
     /// Counter for names of unnamed queries (`query_1`, ...).
     unnamed: u64,
     last_tick: Option<BatchTime>,
+    /// What was created, in order, to rebuild it from a checkpoint.
+    catalog: Vec<CatalogEntry>,
+    /// While restoring: the zero time recorded for the object being recreated.
+    zero_override: Option<BatchTime>,
+    /// Batches run since the last checkpoint.
+    since_checkpoint: u64,
 }
 
 impl Engine {
@@ -127,6 +141,9 @@ impl Engine {
             queries: Vec::new(),
             unnamed: 0,
             last_tick: None,
+            catalog: Vec::new(),
+            zero_override: None,
+            since_checkpoint: 0,
         }
     }
 
@@ -214,6 +231,128 @@ impl Engine {
         self.last_tick = Some(t);
         self.registry.set_last_batch(t);
         self.clock.set_ran(t);
+        self.since_checkpoint += 1;
+        if self.config.checkpoint_interval > 0
+            && self.since_checkpoint >= self.config.checkpoint_interval
+        {
+            self.checkpoint_now();
+        }
+    }
+
+    /// Writes a checkpoint now, if there is a data dir and a batch to cover.
+    /// A failure is logged; the engine goes on (the previous checkpoint stays).
+    pub fn checkpoint_now(&mut self) -> Option<Manifest> {
+        let (Some(dir), Some(t)) = (self.config.data_dir.clone(), self.last_tick) else {
+            return None;
+        };
+        let watch = Stopwatch::start();
+        let mut snapshots = Vec::new();
+        for q in &self.queries {
+            let taken = match &q.mode {
+                Mode::Cumulative(c) => c.snapshot().map(|s| Some((s, "keyed-state"))),
+                Mode::Panes(w) => w.snapshot().map(|s| Some((s, "window-panes"))),
+                Mode::PerBatch(_) | Mode::Raw(_) => Ok(None),
+            };
+            match taken {
+                Ok(Some(((schema, batches), content))) => snapshots.push(Snapshot {
+                    owner: q.info.name.clone(),
+                    content: content.to_string(),
+                    schema,
+                    batches,
+                }),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(query = %q.info.name, "cannot snapshot the query's state: {e}; no checkpoint this time");
+                    return None;
+                }
+            }
+        }
+        match checkpoint_io::write(&dir, t.millis(), self.catalog.clone(), snapshots) {
+            Ok(m) => {
+                self.since_checkpoint = 0;
+                tracing::info!(
+                    batch_time = t.millis(),
+                    files = m.files.len(),
+                    ms = watch.elapsed_us() / 1000,
+                    "checkpoint written"
+                );
+                Some(m)
+            }
+            Err(e) => {
+                tracing::error!("checkpoint failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Rebuilds everything from a checkpoint: the catalog (with its zero times),
+    /// each query's state, and the last batch time. The engine must be empty.
+    pub async fn restore(&mut self, found: &Found) -> Result<i64, String> {
+        let manifest = found
+            .manifest
+            .clone()
+            .map_err(|e| format!("unreadable manifest: {e}"))?;
+        let t = BatchTime(manifest.batch_time);
+        for entry in &manifest.catalog {
+            // Sources continue from the checkpoint (a generator's next batch is t + T).
+            let zero = if entry.kind == "source" {
+                t
+            } else {
+                BatchTime(entry.zero_time)
+            };
+            self.zero_override = Some(zero);
+            let result = self.execute(&entry.sql).await;
+            self.zero_override = None;
+            if let Err(f) = result {
+                return Err(format!(
+                    "cannot recreate {} '{}': {}",
+                    entry.kind, entry.name, f.error.message
+                ));
+            }
+        }
+        for file in &manifest.files {
+            let batches = checkpoint_io::read(&found.dir, &file.file).map_err(|e| e.to_string())?;
+            let Some(q) = self.queries.iter_mut().find(|q| q.info.name == file.owner) else {
+                return Err(format!(
+                    "the checkpoint has state for '{}', which its catalog does not create",
+                    file.owner
+                ));
+            };
+            let restored = match &mut q.mode {
+                Mode::Cumulative(c) => c.restore(batches),
+                Mode::Panes(w) => w.restore(batches),
+                _ => {
+                    return Err(format!(
+                        "query '{}' has no state to restore into",
+                        file.owner
+                    ))
+                }
+            };
+            restored.map_err(|e| format!("cannot restore the state of '{}': {e}", file.owner))?;
+        }
+        self.last_tick = Some(t);
+        self.registry.set_last_batch(t);
+        self.clock.set_ran(t);
+        Ok(t.millis())
+    }
+
+    /// Records a created object for checkpoints.
+    fn remember(&mut self, kind: &str, name: &str, sql: String, zero: BatchTime) {
+        self.catalog.push(CatalogEntry {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            sql,
+            zero_time: zero.millis(),
+        });
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.catalog.retain(|e| e.name != name);
+    }
+
+    /// The zero time of an object created now (or restored).
+    fn zero_time(&self) -> BatchTime {
+        self.zero_override.unwrap_or_else(|| self.clock.zero_time())
     }
 
     /// The current table of cumulative query `name` as `{"batch_time", "rows"}` JSON.
@@ -345,6 +484,8 @@ pub enum Command {
         batches: u32,
         reply: oneshot::Sender<Vec<i64>>,
     },
+    /// Write a checkpoint now (clean shutdown).
+    Checkpoint { reply: oneshot::Sender<bool> },
     /// The current table of a cumulative query, as result JSON; None if the
     /// query is not cumulative.
     State {
@@ -373,6 +514,16 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Sql { text, reply })
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+
+    /// Writes a checkpoint now; false if none was written.
+    pub async fn checkpoint(&self) -> Result<bool, EngineStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Checkpoint { reply })
             .await
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
@@ -429,6 +580,9 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Command>) {
                 None => break,
                 Some(Command::Sql { text, reply }) => {
                     let _ = reply.send(engine.execute(&text).await);
+                }
+                Some(Command::Checkpoint { reply }) => {
+                    let _ = reply.send(engine.checkpoint_now().is_some());
                 }
                 Some(Command::State { query, reply }) => {
                     let _ = reply.send(engine.cumulative_table(&query).await);

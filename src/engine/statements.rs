@@ -137,8 +137,8 @@ impl Engine {
             options: create.options.into_iter().collect(),
             sql,
         };
-        let mut feeder = source::build(&spec, self.clock.zero_time())
-            .map_err(|m| SqlError::at(m, create.name.at))?;
+        let mut feeder =
+            source::build(&spec, self.zero_time()).map_err(|m| SqlError::at(m, create.name.at))?;
         let handle = Arc::new(SourceHandle::new(
             spec,
             self.clock.clone(),
@@ -152,6 +152,13 @@ impl Engine {
             "kind": handle.spec.kind.name(),
             "format": handle.spec.format.name(),
         });
+        let zero = self.zero_time();
+        self.remember(
+            "source",
+            &handle.spec.name.clone(),
+            handle.spec.sql.clone(),
+            zero,
+        );
         self.sources.push(SourceEntry {
             handle,
             feeder,
@@ -184,7 +191,7 @@ impl Engine {
             sql,
             QueryKind::Stream,
             compiled.plan.schema.clone(),
-            self.clock.zero_time(),
+            self.zero_time(),
             self.config.parallelism,
             compiled.inputs,
             ResultStore::new(Retention {
@@ -194,6 +201,7 @@ impl Engine {
         ));
         write(&self.registry.streams).insert(info.name.clone(), Arc::clone(&info));
         let result = json!({"statement": "CREATE STREAM", "name": info.name, "schema": schema_json(&info.schema)});
+        self.remember("stream", &info.name, info.sql.clone(), info.zero_time);
         self.streams.push(Runner {
             info,
             mode: Mode::PerBatch(compiled.plan),
@@ -214,7 +222,7 @@ impl Engine {
             self.ensure_free(name)?;
         }
         let parallelism = query_parallelism(&options, self.config.parallelism)?;
-        let zero = self.clock.zero_time();
+        let zero = self.zero_time();
         let window = self.window_spec(&body, zero)?;
         let mut cumulative = None;
         let (mode, schema, inputs, kind, window_info) = match window {
@@ -281,6 +289,7 @@ impl Engine {
                 (mode, w.schema, w.inputs, kind, Some((spec, info)))
             }
         };
+        let named = name.is_some();
         let name = match name {
             Some(n) => n.value,
             None => self.generated_name(),
@@ -308,6 +317,17 @@ impl Engine {
             "window": info.window,
             "schema": schema_json(&info.schema),
         });
+        // An unnamed query is recreated under the name it was given.
+        let recreate = if named {
+            info.sql.clone()
+        } else {
+            format!(
+                "CREATE QUERY \"{}\" AS {}",
+                info.name.replace('"', "\"\""),
+                info.sql
+            )
+        };
+        self.remember("query", &info.name, recreate, info.zero_time);
         self.queries.push(Runner {
             info,
             mode,
@@ -404,6 +424,7 @@ impl Engine {
                 write(&self.registry.queries).remove(&name.value);
             }
         }
+        self.forget(&name.value);
         Ok(done)
     }
 

@@ -122,6 +122,18 @@ impl Cumulative {
         out
     }
 
+    /// The state for a checkpoint: schema and rows (see `KeyedState::snapshot`).
+    pub fn snapshot(
+        &self,
+    ) -> DfResult<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+        self.state.snapshot().map_err(arrow)
+    }
+
+    /// Loads a checkpoint's state into this (new) query.
+    pub fn restore(&mut self, batches: Vec<RecordBatch>) -> DfResult<()> {
+        self.state.restore(batches).map_err(arrow)
+    }
+
     pub fn memory(&self) -> WindowMemory {
         WindowMemory {
             panes: 0,

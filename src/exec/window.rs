@@ -18,7 +18,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use datafusion::arrow::array::UInt32Array;
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
+use datafusion::common::DataFusionError;
+
+use crate::state::checkpoint_io::{extend_schema, split_columns, with_columns};
+
+/// Bookkeeping columns of a window's checkpoint file.
+pub const PART: &str = "_sluice_part";
+pub const PANE_END: &str = "_sluice_pane_end";
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
@@ -193,6 +201,87 @@ impl PaneWindow {
             }
             self.front = front;
         }
+        Ok(())
+    }
+
+    /// Every pane and merged state for a checkpoint: state rows followed by
+    /// `_sluice_part` (`open`, `back`, `back_agg`, `front`) and `_sluice_pane_end`
+    /// (ms; -1 where it does not apply).
+    pub fn snapshot(&self) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+        let extra = || {
+            vec![
+                Field::new(PART, DataType::Utf8, false),
+                Field::new(PANE_END, DataType::Int64, false),
+            ]
+        };
+        let schema = extend_schema(&self.partial.schema, extra());
+        let mut groups: Vec<(&str, i64, &[RecordBatch])> =
+            vec![("open", -1, &self.open), ("back_agg", -1, &self.back_agg)];
+        groups.extend(
+            self.back
+                .iter()
+                .map(|(t, b)| ("back", t.millis(), b.as_slice())),
+        );
+        groups.extend(
+            self.front
+                .iter()
+                .map(|(t, b)| ("front", t.millis(), b.as_slice())),
+        );
+        let mut out = Vec::new();
+        for (part, end, batches) in groups {
+            for b in batches {
+                let n = b.num_rows();
+                let fields = extra();
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(StringArray::from(vec![part; n])),
+                    Arc::new(Int64Array::from(vec![end; n])),
+                ];
+                out.push(with_columns(b, fields.into_iter().zip(columns).collect())?);
+            }
+        }
+        Ok((schema, out))
+    }
+
+    /// Loads what [`PaneWindow::snapshot`] wrote into this (new) window.
+    pub fn restore(&mut self, batches: Vec<RecordBatch>) -> DfResult<()> {
+        let width = self.partial.schema.fields().len();
+        let mut back: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        let mut front: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        for b in batches {
+            let (rows, extra) = split_columns(&b, &self.partial.schema, width)?;
+            let parts = extra[0].as_string::<i32>().clone();
+            let ends = extra[1].as_primitive::<Int64Type>().clone();
+            // Rows of one (part, pane end) are contiguous; a read batch may hold several.
+            let mut start = 0;
+            while start < rows.num_rows() {
+                let (part, end) = (parts.value(start).to_string(), ends.value(start));
+                let mut stop = start + 1;
+                while stop < rows.num_rows() && parts.value(stop) == part && ends.value(stop) == end
+                {
+                    stop += 1;
+                }
+                let run = rows.slice(start, stop - start);
+                match part.as_str() {
+                    "open" => self.open.push(run),
+                    "back_agg" => self.back_agg.push(run),
+                    "back" => back.entry(end).or_default().push(run),
+                    "front" => front.entry(end).or_default().push(run),
+                    other => {
+                        return Err(DataFusionError::Execution(format!(
+                            "unknown pane part '{other}' in a checkpoint"
+                        )))
+                    }
+                }
+                start = stop;
+            }
+        }
+        self.back = back.into_iter().map(|(t, b)| (BatchTime(t), b)).collect();
+        // The front stack's last element is its oldest pane.
+        self.front = front
+            .into_iter()
+            .rev()
+            .map(|(t, b)| (BatchTime(t), b))
+            .collect();
         Ok(())
     }
 

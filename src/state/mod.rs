@@ -2,5 +2,7 @@
 //! and checkpoints). The arithmetic is pure ([`window::WindowSpec`]); the pane
 //! store that runs DataFusion plans to merge panes lives in `exec::window`.
 
+pub mod checkpoint;
+pub mod checkpoint_io;
 pub mod keyed;
 pub mod window;

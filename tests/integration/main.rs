@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod examples;
 mod http_api;
+mod recovery;
 mod semantics;
 mod tcp;
 mod windows;
