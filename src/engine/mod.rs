@@ -127,6 +127,8 @@ pub struct Engine {
     zero_override: Option<BatchTime>,
     /// Batches run since the last checkpoint.
     since_checkpoint: u64,
+    /// The batch time of the last checkpoint written or restored.
+    last_checkpoint: Option<BatchTime>,
 }
 
 impl Engine {
@@ -144,6 +146,7 @@ impl Engine {
             catalog: Vec::new(),
             zero_override: None,
             since_checkpoint: 0,
+            last_checkpoint: None,
         }
     }
 
@@ -245,6 +248,11 @@ impl Engine {
         let (Some(dir), Some(t)) = (self.config.data_dir.clone(), self.last_tick) else {
             return None;
         };
+        if self.last_checkpoint == Some(t) {
+            // Nothing ran since: the checkpoint on disk is this one, and rewriting
+            // it would only put it at risk.
+            return None;
+        }
         let watch = Stopwatch::start();
         let mut snapshots = Vec::new();
         for q in &self.queries {
@@ -270,6 +278,7 @@ impl Engine {
         match checkpoint_io::write(&dir, t.millis(), self.catalog.clone(), snapshots) {
             Ok(m) => {
                 self.since_checkpoint = 0;
+                self.last_checkpoint = Some(t);
                 tracing::info!(
                     batch_time = t.millis(),
                     files = m.files.len(),
@@ -293,10 +302,12 @@ impl Engine {
             .clone()
             .map_err(|e| format!("unreadable manifest: {e}"))?;
         let t = BatchTime(manifest.batch_time);
+        // The manual clock resumes at the checkpoint; the system clock at now.
+        self.clock.set_ran(t);
         for entry in &manifest.catalog {
-            // Sources continue from the checkpoint (a generator's next batch is t + T).
+            // Sources start now: a generator makes no rows for the downtime.
             let zero = if entry.kind == "source" {
-                t
+                self.clock.zero_time()
             } else {
                 BatchTime(entry.zero_time)
             };
@@ -331,8 +342,15 @@ impl Engine {
             restored.map_err(|e| format!("cannot restore the state of '{}': {e}", file.owner))?;
         }
         self.last_tick = Some(t);
+        self.last_checkpoint = Some(t);
         self.registry.set_last_batch(t);
-        self.clock.set_ran(t);
+        for q in &self.queries {
+            match &q.mode {
+                Mode::Cumulative(c) => q.info.set_window_memory(c.memory()),
+                Mode::Panes(w) => q.info.set_window_memory(w.memory()),
+                _ => {}
+            }
+        }
         Ok(t.millis())
     }
 

@@ -71,9 +71,13 @@ impl Cumulative {
 
     /// Folds batch `t` into the state and returns the emitted table.
     pub async fn step(&mut self, t: BatchTime, input_rows: usize) -> DfResult<Vec<RecordBatch>> {
+        let watch = crate::clock::Stopwatch::start();
         let states = self.partial.run(input_rows).await?;
+        let partial_us = watch.elapsed_us();
         let mut updated = None;
-        if states.iter().any(|b| b.num_rows() > 0) {
+        // A batch without rows changes no key (a global aggregate's partial plan
+        // still answers one row for it: skip that).
+        if input_rows > 0 && states.iter().any(|b| b.num_rows() > 0) {
             let schema = Arc::clone(self.state.schema());
             let fresh = concat_batches(&schema, &states).map_err(arrow)?;
             let keys = self.state.keys(&fresh).map_err(arrow)?;
@@ -83,6 +87,7 @@ impl Cumulative {
                 .map_err(arrow)?
                 .into_iter()
                 .collect();
+            let lookup_us = watch.elapsed_us();
             inputs.push(fresh);
             // Merge old and new states (and the duplicates a parallel partial plan
             // gives) into one row per key.
@@ -90,8 +95,17 @@ impl Cumulative {
             let merged = run(&self.reduce, &self.task_ctx).await;
             self.reduce_input.clear();
             let merged = concat_batches(&schema, &merged?).map_err(arrow)?;
+            let merge_us = watch.elapsed_us();
             let keys = self.state.keys(&merged).map_err(arrow)?;
             self.state.upsert(merged.clone(), keys, t).map_err(arrow)?;
+            tracing::debug!(
+                partial_us,
+                lookup_us,
+                merge_us,
+                upsert_us = watch.elapsed_us(),
+                rows = merged.num_rows(),
+                "cumulative step"
+            );
             updated = Some(merged);
         }
         if let Some(ttl) = self.ttl {

@@ -296,6 +296,16 @@ async fn plan_with(
     options.optimizer.enable_join_dynamic_filter_pushdown = false;
     options.optimizer.enable_topk_dynamic_filter_pushdown = false;
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    if split_aggregates {
+        // Partial aggregates become kept state (panes, keyed state): they must
+        // aggregate, never pass rows through unaggregated when keys look distinct.
+        options
+            .execution
+            .skip_partial_aggregation_probe_ratio_threshold = 2.0;
+        options
+            .execution
+            .skip_partial_aggregation_probe_rows_threshold = usize::MAX;
+    }
     let ctx = if split_aggregates {
         // Keep Partial and Final aggregates apart (windows split plans there), and
         // keep limits out of partial aggregates (a pane must keep every key).

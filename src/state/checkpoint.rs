@@ -70,6 +70,9 @@ pub struct Found {
     pub committed: bool,
     /// The manifest, or why it could not be read.
     pub manifest: Result<Manifest, String>,
+    /// The manifest's `format_version`, read on its own, so that a manifest of
+    /// another version is recognised even when its other fields differ.
+    pub version: Option<u32>,
     /// (file name, size) of the files present.
     pub files: Vec<(String, u64)>,
 }
@@ -143,6 +146,13 @@ pub fn choose(found: &[Found]) -> Result<Choice, RestoreError> {
     sorted.sort_by_key(|f| std::cmp::Reverse(f.batch_time));
     let mut skipped = Vec::new();
     for f in sorted {
+        if let Some(found) = f.version.filter(|v| f.committed && *v != FORMAT_VERSION) {
+            return Err(RestoreError::Version {
+                dir: f.dir.display().to_string(),
+                found,
+                expected: FORMAT_VERSION,
+            });
+        }
         if let Some(why) = torn(f) {
             skipped.push(format!("{}: {why}", f.dir.display()));
             continue;
@@ -185,6 +195,11 @@ pub fn obsolete(found: &[Found]) -> Vec<PathBuf> {
     out
 }
 
+#[derive(Deserialize)]
+struct VersionOnly {
+    format_version: u32,
+}
+
 /// Lists the checkpoint directories under `data_dir`.
 pub fn scan(data_dir: &Path) -> std::io::Result<Vec<Found>> {
     let root = checkpoints_dir(data_dir);
@@ -210,14 +225,20 @@ pub fn scan(data_dir: &Path) -> std::io::Result<Vec<Found>> {
             ));
         }
         let committed = files.iter().any(|(n, _)| n == COMMIT);
-        let manifest = std::fs::read(dir.join(MANIFEST))
-            .map_err(|e| e.to_string())
+        let raw = std::fs::read(dir.join(MANIFEST)).map_err(|e| e.to_string());
+        let manifest = raw
+            .clone()
             .and_then(|b| serde_json::from_slice::<Manifest>(&b).map_err(|e| e.to_string()));
+        let version = raw
+            .ok()
+            .and_then(|b| serde_json::from_slice::<VersionOnly>(&b).ok())
+            .map(|v| v.format_version);
         out.push(Found {
             dir,
             batch_time,
             committed,
             manifest,
+            version,
             files,
         });
     }
@@ -247,7 +268,9 @@ mod tests {
     }
 
     fn found(t: i64, committed: bool, m: Result<Manifest, String>, files: &[(&str, u64)]) -> Found {
+        let version = m.as_ref().ok().map(|m| m.format_version);
         Found {
+            version,
             dir: PathBuf::from(dir_name(t)),
             batch_time: t,
             committed,
@@ -335,6 +358,17 @@ mod tests {
                 .contains("has format version 99, but this sluice reads version 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_manifest_of_another_version_that_does_not_parse_is_refused_too() {
+        let mut f = found(2000, true, Err("unknown field `shards`".into()), &[]);
+        f.version = Some(2);
+        let all = vec![found(1000, true, Ok(manifest(1000, 1, &[])), &[]), f];
+        assert!(matches!(
+            choose(&all),
+            Err(RestoreError::Version { found: 2, .. })
+        ));
     }
 
     #[test]

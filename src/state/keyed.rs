@@ -110,9 +110,12 @@ impl KeyedState {
     }
 
     /// The current state rows of those of `keys` that are held.
+    /// (Each key once: a key may repeat in `keys`, e.g. once per partition.)
     pub fn lookup(&self, keys: &[Box<[u8]>]) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
         let at: Vec<(usize, usize)> = keys
             .iter()
+            .filter(|k| seen.insert(&***k))
             .filter_map(|k| self.index.get(k))
             .map(|e| (e.chunk, e.row))
             .collect();
@@ -391,7 +394,7 @@ mod tests {
         put(&mut s, &[("a", 1), ("b", 2)], 1000);
         put(&mut s, &[("a", 5)], 2000);
         assert_eq!(contents(&s), [("a".into(), 5), ("b".into(), 2)]);
-        let probe = batch(&[("b", 0), ("zz", 0), ("a", 0)]);
+        let probe = batch(&[("b", 0), ("zz", 0), ("a", 0), ("b", 0)]);
         let found = s.lookup(&s.keys(&probe).unwrap()).unwrap().unwrap();
         assert_eq!(
             found

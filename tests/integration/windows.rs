@@ -133,3 +133,31 @@ async fn large_batches_use_the_parallel_partial_plan_exactly() {
     assert_eq!(rows[2], ["1 | 850", "2 | 850"]);
     server.server.stop().await;
 }
+
+/// A cumulative query fed large batches (the parallel partial plan, one state row
+/// per key and partition) counts every row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cumulative_state_over_large_batches_is_exact() {
+    let server = TestServer::start(1000).await;
+    server
+        .ok("CREATE SOURCE a (k BIGINT) FROM HTTP FORMAT CSV;
+             CREATE QUERY c WITH (parallelism = 2) AS SELECT k, count(*) AS n FROM a GROUP BY k
+                 WINDOW CUMULATIVE EMIT UPDATES ORDER BY k LIMIT 3")
+        .await;
+    for _ in 0..3 {
+        let body: String = (0..120_000).map(|i| format!("{}\n", i % 50_000)).collect();
+        assert_eq!(server.post("/sources/a", &body).await.0, 202);
+        server.advance(1).await;
+    }
+    let batches = server.results("c", None).await;
+    let rows: Vec<Vec<String>> = batches.iter().map(crate::common::rows).collect();
+    assert_eq!(rows[0], ["0 | 3", "1 | 3", "2 | 3"]);
+    assert_eq!(rows[2], ["0 | 9", "1 | 9", "2 | 9"]);
+    let (_, q) = server.get("/queries/c").await;
+    assert_eq!(q["cumulative"]["keys"], 50_000);
+    let (_, state) = server
+        .get("/queries/c/state?order_by=n%20desc&limit=1")
+        .await;
+    assert_eq!(state["rows"][0]["n"], 9);
+    server.server.stop().await;
+}
