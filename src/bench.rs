@@ -447,8 +447,8 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
     let batch = 100_000usize;
     let measured = 20u32;
     println!("\n## Cumulative count, EMIT UPDATES: {batch}-row batches over 10 000 distinct keys, against the keys in state (parallelism 1)\n");
-    println!("| keys in state | batches to fill | mean time per batch (measured {measured}) | state bytes | vs first |");
-    println!("|---|---|---|---|---|");
+    println!("| keys in state | batches to fill | mean time per batch (measured {measured}) | state bytes | vs first | checkpoint write | Parquet size | restore |");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut base = None;
     for &keys in &args.state_keys {
         let engine = engine_with(1)?;
@@ -500,11 +500,46 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
             held.rows
         );
         let ratio = mean / *base.get_or_insert(mean);
+        // Checkpoint the state, then restore it into a fresh engine.
+        let dir =
+            std::env::temp_dir().join(format!("sluice-bench-ckpt-{}-{keys}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let watch = Stopwatch::start();
+        let manifest = checkpoint_engine(&engine, &dir).await?;
+        let write_ms = watch.elapsed_us() as f64 / 1e3;
+        let parquet: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+        let watch = Stopwatch::start();
+        let found = crate::state::checkpoint::scan(&dir)?;
+        let chosen = crate::state::checkpoint::choose(&found)?
+            .restore
+            .ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
+        let mut fresh = Engine::new(
+            Clock::manual(Interval::from_millis(1000).map_err(anyhow::Error::msg)?),
+            EngineConfig {
+                parallelism: 1,
+                ..EngineConfig::default()
+            },
+        );
+        fresh.restore(&chosen).await.map_err(anyhow::Error::msg)?;
+        let restore_ms = watch.elapsed_us() as f64 / 1e3;
+        let _ = std::fs::remove_dir_all(&dir);
         println!(
-            "| {keys} | {fill} | {:.1} ms | {:.0} MiB | {ratio:.2}× |",
+            "| {keys} | {fill} | {:.1} ms | {:.0} MiB | {ratio:.2}× | {write_ms:.0} ms | {:.0} MiB | {restore_ms:.0} ms |",
             mean / 1e3,
-            held.bytes as f64 / (1 << 20) as f64
+            held.bytes as f64 / (1 << 20) as f64,
+            parquet as f64 / (1 << 20) as f64
         );
     }
     Ok(())
+}
+
+/// Writes a checkpoint of the engine's state into `dir` (a fresh data dir).
+async fn checkpoint_engine(
+    engine: &EngineHandle,
+    dir: &std::path::Path,
+) -> anyhow::Result<crate::state::checkpoint::Manifest> {
+    engine
+        .checkpoint_into(dir.to_path_buf())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no checkpoint was written"))
 }

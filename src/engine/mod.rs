@@ -504,6 +504,11 @@ pub enum Command {
     },
     /// Write a checkpoint now (clean shutdown).
     Checkpoint { reply: oneshot::Sender<bool> },
+    /// Write a checkpoint into another data dir (benchmarks).
+    CheckpointInto {
+        dir: std::path::PathBuf,
+        reply: oneshot::Sender<Option<Manifest>>,
+    },
     /// The current table of a cumulative query, as result JSON; None if the
     /// query is not cumulative.
     State {
@@ -532,6 +537,19 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Sql { text, reply })
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+
+    /// Writes a checkpoint of the current state into `dir` (a data dir of its own).
+    pub async fn checkpoint_into(
+        &self,
+        dir: std::path::PathBuf,
+    ) -> Result<Option<Manifest>, EngineStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::CheckpointInto { dir, reply })
             .await
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
@@ -598,6 +616,13 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Command>) {
                 None => break,
                 Some(Command::Sql { text, reply }) => {
                     let _ = reply.send(engine.execute(&text).await);
+                }
+                Some(Command::CheckpointInto { dir, reply }) => {
+                    let saved = engine.config.data_dir.replace(dir);
+                    let last = engine.last_checkpoint.take();
+                    let _ = reply.send(engine.checkpoint_now());
+                    engine.config.data_dir = saved;
+                    engine.last_checkpoint = last;
                 }
                 Some(Command::Checkpoint { reply }) => {
                     let _ = reply.send(engine.checkpoint_now().is_some());

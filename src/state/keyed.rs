@@ -288,6 +288,8 @@ impl KeyedState {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::Int64Type;
         let width = self.schema.fields().len();
+        self.index
+            .reserve(batches.iter().map(RecordBatch::num_rows).sum());
         let mut by_time: std::collections::BTreeMap<i64, Vec<Box<[u8]>>> = Default::default();
         for b in batches {
             if b.num_columns() != width + 1 {
