@@ -22,6 +22,27 @@ use datafusion::arrow::row::{RowConverter, SortField};
 
 use crate::time::BatchTime;
 
+/// A row-encoded key. Short keys (a BIGINT is 9 bytes, a short string a few
+/// more) are stored inline: no allocation per key, and no pointer to chase on
+/// every probe of a state with millions of keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Inline(u8, [u8; 22]),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub fn new(bytes: &[u8]) -> Key {
+        if bytes.len() <= 22 {
+            let mut inline = [0u8; 22];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Key::Inline(bytes.len() as u8, inline)
+        } else {
+            Key::Heap(Box::from(bytes))
+        }
+    }
+}
+
 /// Where a key's current state row is, and when it was last updated.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -42,11 +63,11 @@ pub struct KeyedState {
     /// None when the query has no GROUP BY (one global key).
     converter: Option<RowConverter>,
     key_columns: usize,
-    index: HashMap<Box<[u8]>, Entry>,
+    index: HashMap<Key, Entry>,
     chunks: Vec<Chunk>,
     dead: usize,
     /// Keys by update time, oldest first, for TTL expiry (only kept with a TTL).
-    updates: VecDeque<(BatchTime, Vec<Box<[u8]>>)>,
+    updates: VecDeque<(BatchTime, Vec<Key>)>,
     track_updates: bool,
 }
 
@@ -98,24 +119,24 @@ impl KeyedState {
     }
 
     /// The row-encoded key of every row of `batch`.
-    pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>, ArrowError> {
+    pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<Key>, ArrowError> {
         match &self.converter {
-            None => Ok(vec![Box::from(&[][..]); batch.num_rows()]),
+            None => Ok(vec![Key::new(&[]); batch.num_rows()]),
             Some(c) => {
                 let columns: Vec<ArrayRef> = batch.columns()[..self.key_columns].to_vec();
                 let rows = c.convert_columns(&columns)?;
-                Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+                Ok(rows.iter().map(|r| Key::new(r.as_ref())).collect())
             }
         }
     }
 
     /// The current state rows of those of `keys` that are held.
     /// (Each key once: a key may repeat in `keys`, e.g. once per partition.)
-    pub fn lookup(&self, keys: &[Box<[u8]>]) -> Result<Option<RecordBatch>, ArrowError> {
+    pub fn lookup(&self, keys: &[Key]) -> Result<Option<RecordBatch>, ArrowError> {
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         let at: Vec<(usize, usize)> = keys
             .iter()
-            .filter(|k| seen.insert(&***k))
+            .filter(|k| seen.insert(*k))
             .filter_map(|k| self.index.get(k))
             .map(|e| (e.chunk, e.row))
             .collect();
@@ -130,7 +151,7 @@ impl KeyedState {
     pub fn upsert(
         &mut self,
         merged: RecordBatch,
-        keys: Vec<Box<[u8]>>,
+        keys: Vec<Key>,
         t: BatchTime,
     ) -> Result<(), ArrowError> {
         if merged.num_rows() == 0 {
@@ -290,7 +311,7 @@ impl KeyedState {
         let width = self.schema.fields().len();
         self.index
             .reserve(batches.iter().map(RecordBatch::num_rows).sum());
-        let mut by_time: std::collections::BTreeMap<i64, Vec<Box<[u8]>>> = Default::default();
+        let mut by_time: std::collections::BTreeMap<i64, Vec<Key>> = Default::default();
         for b in batches {
             if b.num_columns() != width + 1 {
                 return Err(ArrowError::SchemaError(format!(
