@@ -14,13 +14,12 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::execution_plan::reset_plan_states;
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 
 use super::live::Slot;
 use super::split::Split;
 use super::window::WindowMemory;
-use super::CompiledPlan;
+use super::{run_once, CompiledPlan};
 use crate::sql::dialect::Emit;
 use crate::state::keyed::KeyedState;
 use crate::time::{BatchTime, Interval};
@@ -39,11 +38,6 @@ pub struct Cumulative {
 
 fn arrow(e: datafusion::arrow::error::ArrowError) -> DataFusionError {
     DataFusionError::ArrowError(Box::new(e), None)
-}
-
-async fn run(plan: &Arc<dyn ExecutionPlan>, ctx: &Arc<TaskContext>) -> DfResult<Vec<RecordBatch>> {
-    let plan = reset_plan_states(Arc::clone(plan))?;
-    collect(plan, Arc::clone(ctx)).await
 }
 
 impl Cumulative {
@@ -92,7 +86,7 @@ impl Cumulative {
             // Merge old and new states (and the duplicates a parallel partial plan
             // gives) into one row per key.
             self.reduce_input.set(inputs);
-            let merged = run(&self.reduce, &self.task_ctx).await;
+            let merged = run_once(&self.reduce, &self.task_ctx).await;
             self.reduce_input.clear();
             let merged = concat_batches(&schema, &merged?).map_err(arrow)?;
             let merge_us = watch.elapsed_us();
@@ -131,7 +125,7 @@ impl Cumulative {
 
     async fn evaluate(&self, input: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
         self.final_input.set(input);
-        let out = run(&self.final_plan, &self.task_ctx).await;
+        let out = run_once(&self.final_plan, &self.task_ctx).await;
         self.final_input.clear();
         out
     }

@@ -60,6 +60,16 @@ impl CompiledPlan {
     }
 }
 
+/// Runs a hand-built plan (merge and final plans of windows and cumulative
+/// queries) once, after resetting its execution state.
+pub(crate) async fn run_once(
+    plan: &Arc<dyn ExecutionPlan>,
+    ctx: &Arc<TaskContext>,
+) -> DfResult<Vec<RecordBatch>> {
+    let plan = reset_plan_states(Arc::clone(plan))?;
+    collect(plan, Arc::clone(ctx)).await
+}
+
 /// The cell `batch_time()` reads: the current batch time in milliseconds.
 #[derive(Debug, Clone, Default)]
 pub struct BatchClock(Arc<AtomicI64>);

@@ -31,12 +31,11 @@ use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::execution_plan::reset_plan_states;
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 
 use super::live::Slot;
 use super::split::Split;
-use super::CompiledPlan;
+use super::{run_once, CompiledPlan};
 use crate::state::window::WindowSpec;
 use crate::time::BatchTime;
 
@@ -75,11 +74,6 @@ fn compact(batches: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
         concat_batches(&schema, &batches)?
     };
     Ok(vec![merged])
-}
-
-async fn run(plan: &Arc<dyn ExecutionPlan>, ctx: &Arc<TaskContext>) -> DfResult<Vec<RecordBatch>> {
-    let plan = reset_plan_states(Arc::clone(plan))?;
-    collect(plan, Arc::clone(ctx)).await
 }
 
 /// An incrementally computed window; see the module docs.
@@ -153,7 +147,7 @@ impl PaneWindow {
             .unwrap_or_default();
         input.extend(self.back_agg.iter().cloned());
         self.final_input.set(input);
-        let out = run(&self.final_plan, &self.task_ctx).await;
+        let out = run_once(&self.final_plan, &self.task_ctx).await;
         self.final_input.clear();
         out.map(Some)
     }
@@ -165,7 +159,7 @@ impl PaneWindow {
             return Ok(states.into_iter().filter(|b| b.num_rows() > 0).collect());
         }
         self.reduce_input.set(states);
-        let out = run(&self.reduce, &self.task_ctx).await;
+        let out = run_once(&self.reduce, &self.task_ctx).await;
         self.reduce_input.clear();
         compact(out?)
     }

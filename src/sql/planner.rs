@@ -134,23 +134,17 @@ pub async fn compile_window(
     if let Some(split) = split::split(&single, false).map_err(internal)? {
         let schema = split.final_plan.schema();
         unique_names(&schema)?;
-        let (parallel, parallel_task_ctx) = if parallelism > 1 {
-            let (_, plan, pctx) =
-                plan_with(query, tables, &inputs, parallelism, clock, true).await?;
-            match split::partial_node(&plan, false) {
-                Some(p) => (Some(p), Some(pctx)),
-                None => (None, None),
-            }
-        } else {
-            (None, None)
-        };
-        let partial = CompiledPlan {
-            single: Arc::clone(&split.partial),
-            parallel,
-            task_ctx: Arc::clone(&ctx),
-            parallel_task_ctx,
-            schema: split.state_schema.clone(),
-        };
+        let partial = partial_plans(
+            query,
+            tables,
+            &inputs,
+            parallelism,
+            clock,
+            &split,
+            &ctx,
+            false,
+        )
+        .await?;
         return Ok(CompiledWindow {
             plan: WindowPlan::Panes {
                 partial,
@@ -190,6 +184,37 @@ pub async fn compile_window(
     })
 }
 
+/// The partial plans of a split query: the split's own (one partition) and, with
+/// parallelism above 1, the partial part of the query planned on that many.
+#[allow(clippy::too_many_arguments)]
+async fn partial_plans(
+    query: &Query,
+    tables: &BTreeMap<String, Readable>,
+    inputs: &[String],
+    parallelism: usize,
+    clock: &BatchClock,
+    split: &Split,
+    ctx: &Arc<TaskContext>,
+    allow_batch_time: bool,
+) -> Result<CompiledPlan, SqlError> {
+    let (parallel, parallel_task_ctx) = if parallelism > 1 {
+        let (_, plan, pctx) = plan_with(query, tables, inputs, parallelism, clock, true).await?;
+        match split::partial_node(&plan, allow_batch_time) {
+            Some(p) => (Some(p), Some(pctx)),
+            None => (None, None),
+        }
+    } else {
+        (None, None)
+    };
+    Ok(CompiledPlan {
+        single: Arc::clone(&split.partial),
+        parallel,
+        task_ctx: Arc::clone(ctx),
+        parallel_task_ctx,
+        schema: split.state_schema.clone(),
+    })
+}
+
 /// A cumulative query's plans: partial per batch, merge, final.
 pub struct CompiledCumulative {
     pub partial: CompiledPlan,
@@ -217,22 +242,17 @@ pub async fn compile_cumulative(
     };
     let schema = split.final_plan.schema();
     unique_names(&schema)?;
-    let (parallel, parallel_task_ctx) = if parallelism > 1 {
-        let (_, plan, pctx) = plan_with(query, tables, &inputs, parallelism, clock, true).await?;
-        match split::partial_node(&plan, true) {
-            Some(p) => (Some(p), Some(pctx)),
-            None => (None, None),
-        }
-    } else {
-        (None, None)
-    };
-    let partial = CompiledPlan {
-        single: Arc::clone(&split.partial),
-        parallel,
-        task_ctx: Arc::clone(&ctx),
-        parallel_task_ctx,
-        schema: split.state_schema.clone(),
-    };
+    let partial = partial_plans(
+        query,
+        tables,
+        &inputs,
+        parallelism,
+        clock,
+        &split,
+        &ctx,
+        true,
+    )
+    .await?;
     Ok(CompiledCumulative {
         partial,
         split,
