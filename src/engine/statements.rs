@@ -13,6 +13,7 @@ use super::registry::{read, write};
 use super::registry::{CumulativeInfo, WindowInfo};
 use super::{Engine, Mode, QueryInfo, QueryKind, Runner, SourceEntry, StatementFailure};
 use crate::exec::cumulative::Cumulative;
+use crate::exec::split::SplitPlans;
 use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::Slot;
 use crate::sink::{ResultStore, Retention};
@@ -245,8 +246,11 @@ impl Engine {
                     &self.batch_clock,
                 )
                 .await?;
-                let runner = Cumulative::new(c.partial, c.split, c.task_ctx, ttl, emit)
-                    .map_err(|e| SqlError::new(format!("internal error while planning: {e}")))?;
+                let runner =
+                    Cumulative::new(SplitPlans::new(c.partial, c.split, c.task_ctx), ttl, emit)
+                        .map_err(|e| {
+                            SqlError::new(format!("internal error while planning: {e}"))
+                        })?;
                 let info = CumulativeInfo {
                     ttl_ms: ttl.map(|t| t.millis()),
                     emit: if emit == Emit::Complete {
@@ -278,7 +282,10 @@ impl Engine {
                         split,
                         task_ctx,
                     } => (
-                        Mode::Panes(Box::new(PaneWindow::new(spec, partial, split, task_ctx))),
+                        Mode::Panes(Box::new(PaneWindow::new(
+                            spec,
+                            SplitPlans::new(partial, split, task_ctx),
+                        ))),
                         window_info(&spec, "panes"),
                     ),
                     WindowPlan::Raw { plan, inputs } => (

@@ -13,24 +13,15 @@ use std::sync::Arc;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::execution::TaskContext;
-use datafusion::physical_plan::ExecutionPlan;
 
-use super::live::Slot;
-use super::split::Split;
+use super::split::SplitPlans;
 use super::window::WindowMemory;
-use super::{run_once, CompiledPlan};
 use crate::sql::dialect::Emit;
 use crate::state::keyed::KeyedState;
 use crate::time::{BatchTime, Interval};
 
 pub struct Cumulative {
-    partial: CompiledPlan,
-    reduce: Arc<dyn ExecutionPlan>,
-    final_plan: Arc<dyn ExecutionPlan>,
-    reduce_input: Arc<Slot>,
-    final_input: Arc<Slot>,
-    task_ctx: Arc<TaskContext>,
+    plans: SplitPlans,
     state: KeyedState,
     ttl: Option<Interval>,
     emit: Emit,
@@ -41,22 +32,15 @@ fn arrow(e: datafusion::arrow::error::ArrowError) -> DataFusionError {
 }
 
 impl Cumulative {
-    pub fn new(
-        partial: CompiledPlan,
-        split: Split,
-        task_ctx: Arc<TaskContext>,
-        ttl: Option<Interval>,
-        emit: Emit,
-    ) -> DfResult<Cumulative> {
-        let state = KeyedState::new(split.state_schema.clone(), split.key_columns, ttl.is_some())
-            .map_err(arrow)?;
+    pub fn new(plans: SplitPlans, ttl: Option<Interval>, emit: Emit) -> DfResult<Cumulative> {
+        let state = KeyedState::new(
+            plans.state_schema().clone(),
+            plans.key_columns,
+            ttl.is_some(),
+        )
+        .map_err(arrow)?;
         Ok(Cumulative {
-            partial,
-            reduce: split.reduce,
-            final_plan: split.final_plan,
-            reduce_input: split.reduce_input,
-            final_input: split.final_input,
-            task_ctx,
+            plans,
             state,
             ttl,
             emit,
@@ -66,7 +50,7 @@ impl Cumulative {
     /// Folds batch `t` into the state and returns the emitted table.
     pub async fn step(&mut self, t: BatchTime, input_rows: usize) -> DfResult<Vec<RecordBatch>> {
         let watch = crate::clock::Stopwatch::start();
-        let states = self.partial.run(input_rows).await?;
+        let states = self.plans.partial(input_rows).await?;
         let partial_us = watch.elapsed_us();
         let mut updated = None;
         // A batch without rows changes no key (a global aggregate's partial plan
@@ -85,9 +69,7 @@ impl Cumulative {
             inputs.push(fresh);
             // Merge old and new states (and the duplicates a parallel partial plan
             // gives) into one row per key.
-            self.reduce_input.set(inputs);
-            let merged = run_once(&self.reduce, &self.task_ctx).await;
-            self.reduce_input.clear();
+            let merged = self.plans.merge(inputs).await;
             let merged = concat_batches(&schema, &merged?).map_err(arrow)?;
             let merge_us = watch.elapsed_us();
             let keys = self.state.keys(&merged).map_err(arrow)?;
@@ -124,10 +106,7 @@ impl Cumulative {
     }
 
     async fn evaluate(&self, input: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
-        self.final_input.set(input);
-        let out = run_once(&self.final_plan, &self.task_ctx).await;
-        self.final_input.clear();
-        out
+        self.plans.finish(input).await
     }
 
     /// The state for a checkpoint: schema and rows (see `KeyedState::snapshot`).

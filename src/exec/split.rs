@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
@@ -182,4 +183,67 @@ fn replace(
         .map(|c| replace(c, target, with))
         .collect::<DfResult<Vec<_>>>()?;
     replace_children_if_necessary(Arc::clone(plan), new_children)
+}
+
+/// A split query's plans, ready to run: what windows and cumulative queries share.
+pub struct SplitPlans {
+    /// The partial plan, run on each batch (single and parallel variants).
+    pub partial: super::CompiledPlan,
+    reduce: Arc<dyn ExecutionPlan>,
+    final_plan: Arc<dyn ExecutionPlan>,
+    reduce_input: Arc<Slot>,
+    final_input: Arc<Slot>,
+    task_ctx: Arc<datafusion::execution::TaskContext>,
+    /// How many leading columns of the state rows are the group keys.
+    pub key_columns: usize,
+}
+
+impl SplitPlans {
+    pub fn new(
+        partial: super::CompiledPlan,
+        split: Split,
+        task_ctx: Arc<datafusion::execution::TaskContext>,
+    ) -> SplitPlans {
+        SplitPlans {
+            partial,
+            reduce: split.reduce,
+            final_plan: split.final_plan,
+            reduce_input: split.reduce_input,
+            final_input: split.final_input,
+            task_ctx,
+            key_columns: split.key_columns,
+        }
+    }
+
+    /// The schema of state rows.
+    pub fn state_schema(&self) -> &SchemaRef {
+        &self.partial.schema
+    }
+
+    /// The state rows of the current batch (what the live tables hold now).
+    pub async fn partial(&self, input_rows: usize) -> DfResult<Vec<RecordBatch>> {
+        self.partial.run(input_rows).await
+    }
+
+    /// Merges state rows into one state row per key.
+    pub async fn merge(&self, states: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
+        Self::run_on(&self.reduce, &self.reduce_input, states, &self.task_ctx).await
+    }
+
+    /// Evaluates the query (final aggregation, HAVING, ORDER BY, ...) on state rows.
+    pub async fn finish(&self, states: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
+        Self::run_on(&self.final_plan, &self.final_input, states, &self.task_ctx).await
+    }
+
+    async fn run_on(
+        plan: &Arc<dyn ExecutionPlan>,
+        input: &Slot,
+        states: Vec<RecordBatch>,
+        ctx: &Arc<datafusion::execution::TaskContext>,
+    ) -> DfResult<Vec<RecordBatch>> {
+        input.set(states);
+        let out = super::run_once(plan, ctx).await;
+        input.clear();
+        out
+    }
 }

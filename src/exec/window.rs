@@ -30,12 +30,10 @@ pub const PANE_END: &str = "_sluice_pane_end";
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
-use datafusion::execution::TaskContext;
-use datafusion::physical_plan::ExecutionPlan;
 
 use super::live::Slot;
-use super::split::Split;
-use super::{run_once, CompiledPlan};
+use super::split::SplitPlans;
+use super::CompiledPlan;
 use crate::state::window::WindowSpec;
 use crate::time::BatchTime;
 
@@ -79,12 +77,7 @@ fn compact(batches: Vec<RecordBatch>) -> DfResult<Vec<RecordBatch>> {
 /// An incrementally computed window; see the module docs.
 pub struct PaneWindow {
     spec: WindowSpec,
-    partial: CompiledPlan,
-    reduce: Arc<dyn ExecutionPlan>,
-    final_plan: Arc<dyn ExecutionPlan>,
-    reduce_input: Arc<Slot>,
-    final_input: Arc<Slot>,
-    task_ctx: Arc<TaskContext>,
+    plans: SplitPlans,
     /// States of the batches of the pane being filled.
     open: Vec<RecordBatch>,
     /// Closed panes not yet moved to `front`, oldest first.
@@ -97,20 +90,10 @@ pub struct PaneWindow {
 }
 
 impl PaneWindow {
-    pub fn new(
-        spec: WindowSpec,
-        partial: CompiledPlan,
-        split: Split,
-        task_ctx: Arc<TaskContext>,
-    ) -> PaneWindow {
+    pub fn new(spec: WindowSpec, plans: SplitPlans) -> PaneWindow {
         PaneWindow {
             spec,
-            partial,
-            reduce: split.reduce,
-            final_plan: split.final_plan,
-            reduce_input: split.reduce_input,
-            final_input: split.final_input,
-            task_ctx,
+            plans,
             open: Vec::new(),
             back: Vec::new(),
             back_agg: Vec::new(),
@@ -125,7 +108,7 @@ impl PaneWindow {
         t: BatchTime,
         input_rows: usize,
     ) -> DfResult<Option<Vec<RecordBatch>>> {
-        let states = self.partial.run(input_rows).await?;
+        let states = self.plans.partial(input_rows).await?;
         self.open
             .extend(states.into_iter().filter(|b| b.num_rows() > 0));
         if self.spec.closes_pane(t) {
@@ -146,10 +129,7 @@ impl PaneWindow {
             .map(|(_, s)| s.clone())
             .unwrap_or_default();
         input.extend(self.back_agg.iter().cloned());
-        self.final_input.set(input);
-        let out = run_once(&self.final_plan, &self.task_ctx).await;
-        self.final_input.clear();
-        out.map(Some)
+        self.plans.finish(input).await.map(Some)
     }
 
     /// Merges state batches into one state row per key.
@@ -158,10 +138,7 @@ impl PaneWindow {
             // Already one (compact) aggregation output: one row per key.
             return Ok(states.into_iter().filter(|b| b.num_rows() > 0).collect());
         }
-        self.reduce_input.set(states);
-        let out = run_once(&self.reduce, &self.task_ctx).await;
-        self.reduce_input.clear();
-        compact(out?)
+        compact(self.plans.merge(states).await?)
     }
 
     /// Drops the panes that ended at or before t − L.
@@ -208,7 +185,7 @@ impl PaneWindow {
                 Field::new(PANE_END, DataType::Int64, false),
             ]
         };
-        let schema = extend_schema(&self.partial.schema, extra());
+        let schema = extend_schema(self.plans.state_schema(), extra());
         let mut groups: Vec<(&str, i64, &[RecordBatch])> =
             vec![("open", -1, &self.open), ("back_agg", -1, &self.back_agg)];
         groups.extend(
@@ -238,11 +215,11 @@ impl PaneWindow {
 
     /// Loads what [`PaneWindow::snapshot`] wrote into this (new) window.
     pub fn restore(&mut self, batches: Vec<RecordBatch>) -> DfResult<()> {
-        let width = self.partial.schema.fields().len();
+        let width = self.plans.state_schema().fields().len();
         let mut back: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         let mut front: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         for b in batches {
-            let (rows, extra) = split_columns(&b, &self.partial.schema, width)?;
+            let (rows, extra) = split_columns(&b, self.plans.state_schema(), width)?;
             let parts = extra[0].as_string::<i32>().clone();
             let ends = extra[1].as_primitive::<Int64Type>().clone();
             // Rows of one (part, pane end) are contiguous; a read batch may hold several.
