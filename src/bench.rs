@@ -304,6 +304,7 @@ async fn window_run(
     for i in 0..fill + measure {
         source
             .ingest(&bodies[i as usize % bodies.len()])
+            .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let watch = Stopwatch::start();
         let t = engine.advance(1).await?;
@@ -372,6 +373,7 @@ async fn windows_section(args: &BenchArgs) -> anyhow::Result<()> {
     for i in 0..fill + measure {
         source
             .ingest(&bodies[i as usize % bodies.len()])
+            .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         engine.advance(1).await?;
         if i + 1 == fill {
@@ -472,6 +474,7 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
             let start = b * batch;
             source
                 .ingest(&body_of(start..(start + batch).min(keys)))
+                .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             engine.advance(1).await?;
         }
@@ -489,6 +492,7 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
         for b in 0..measured {
             source
                 .ingest(&bodies[b as usize % bodies.len()])
+                .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             engine.advance(1).await?;
         }

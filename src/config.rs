@@ -22,6 +22,12 @@ pub enum ClockKind {
     Manual,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 /// `sluice serve` options, as typed.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -52,6 +58,10 @@ pub struct ServeArgs {
     /// Write a checkpoint every this many batches (0: only at shutdown).
     #[arg(long, default_value_t = 10)]
     pub checkpoint_interval: u64,
+    /// Write-ahead log of received rows (TCP, HTTP, generator): with it, no
+    /// acknowledged row is lost or counted twice after a crash; off trades that for speed.
+    #[arg(long, value_enum, default_value = "on")]
+    pub wal: OnOff,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -121,6 +131,7 @@ impl ServeArgs {
         }
         engine.data_dir = Some(self.data_dir.clone());
         engine.checkpoint_interval = self.checkpoint_interval;
+        engine.wal = self.wal == OnOff::On;
         engine.retention = Retention {
             max_batches: nonzero(self.retain_batches, "retain-batches")?,
             max_bytes: self.retain_bytes,

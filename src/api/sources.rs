@@ -46,7 +46,7 @@ pub async fn ingest(
         .registry
         .source(&name)
         .ok_or_else(|| ApiError::not_found("source", &name))?;
-    match source.ingest(&body) {
+    match source.ingest(&body).await {
         Ok(accepted) => Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted })))),
         Err(e @ IngestError::BadRow { line, .. }) => Err(ApiError::bad_request(format!(
             "{e}; nothing of this request was kept"
@@ -59,6 +59,10 @@ pub async fn ingest(
         Err(e @ IngestError::TooBig { .. }) => {
             Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))
         }
+        Err(e @ IngestError::Log(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
     }
 }
 

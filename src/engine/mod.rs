@@ -32,7 +32,7 @@ use crate::sink::{ResultBatch, Retention};
 use crate::source::{Source, SourceHandle, SourceLimits};
 use crate::sql::dialect::SqlError;
 use crate::sql::planner::Readable;
-use crate::state::checkpoint::{CatalogEntry, Found, Manifest};
+use crate::state::checkpoint::{CatalogEntry, Found, Manifest, SourcePosition};
 use crate::state::checkpoint_io::{self, Snapshot};
 use crate::state::window::WindowSpec;
 use crate::time::BatchTime;
@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// Checkpoint every this many batches (default 10; 0: only at shutdown).
     pub checkpoint_interval: u64,
+    /// Log received rows before they count (needs `data_dir`; default on).
+    pub wal: bool,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +63,7 @@ impl Default for EngineConfig {
             source_limits: SourceLimits::default(),
             data_dir: None,
             checkpoint_interval: 10,
+            wal: true,
         }
     }
 }
@@ -129,6 +132,8 @@ pub struct Engine {
     since_checkpoint: u64,
     /// The batch time of the last checkpoint written or restored.
     last_checkpoint: Option<BatchTime>,
+    /// While restoring: each source's position in its write-ahead log.
+    restore_positions: BTreeMap<String, u64>,
 }
 
 impl Engine {
@@ -147,6 +152,7 @@ impl Engine {
             zero_override: None,
             since_checkpoint: 0,
             last_checkpoint: None,
+            restore_positions: BTreeMap::new(),
         }
     }
 
@@ -202,6 +208,7 @@ impl Engine {
         let mut rows: BTreeMap<String, usize> = BTreeMap::new();
         for s in &mut self.sources {
             let pulled = s.feeder.on_seal(t, &s.handle);
+            let pulled = s.handle.log_pulled(t, pulled).await;
             let batch = s.handle.seal(t, pulled, delay);
             rows.insert(s.handle.name().to_string(), batch.rows);
             s.slot.set(batch.chunks);
@@ -238,13 +245,13 @@ impl Engine {
         if self.config.checkpoint_interval > 0
             && self.since_checkpoint >= self.config.checkpoint_interval
         {
-            self.checkpoint_now();
+            self.checkpoint_now().await;
         }
     }
 
     /// Writes a checkpoint now, if there is a data dir and a batch to cover.
     /// A failure is logged; the engine goes on (the previous checkpoint stays).
-    pub fn checkpoint_now(&mut self) -> Option<Manifest> {
+    pub async fn checkpoint_now(&mut self) -> Option<Manifest> {
         let (Some(dir), Some(t)) = (self.config.data_dir.clone(), self.last_tick) else {
             return None;
         };
@@ -253,6 +260,20 @@ impl Engine {
             // it would only put it at risk.
             return None;
         }
+        let manifest = self.write_checkpoint(&dir, t).await?;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Some(t);
+        // The log up to the positions is covered now.
+        for (s, p) in self.sources.iter().zip(&manifest.sources) {
+            if let Some(wal) = s.handle.wal() {
+                wal.truncate(p.wal_seq).await;
+            }
+        }
+        Some(manifest)
+    }
+
+    /// Writes a checkpoint of batch `t` into `dir`; logs and returns None on failure.
+    async fn write_checkpoint(&self, dir: &std::path::Path, t: BatchTime) -> Option<Manifest> {
         let watch = Stopwatch::start();
         let mut snapshots = Vec::new();
         for q in &self.queries {
@@ -275,10 +296,16 @@ impl Engine {
                 }
             }
         }
-        match checkpoint_io::write(&dir, t.millis(), self.catalog.clone(), snapshots) {
+        let positions: Vec<SourcePosition> = self
+            .sources
+            .iter()
+            .map(|s| SourcePosition {
+                name: s.handle.name().to_string(),
+                wal_seq: s.handle.position(),
+            })
+            .collect();
+        match checkpoint_io::write(dir, t.millis(), self.catalog.clone(), positions, snapshots) {
             Ok(m) => {
-                self.since_checkpoint = 0;
-                self.last_checkpoint = Some(t);
                 tracing::info!(
                     batch_time = t.millis(),
                     files = m.files.len(),
@@ -304,6 +331,11 @@ impl Engine {
         let t = BatchTime(manifest.batch_time);
         // The manual clock resumes at the checkpoint; the system clock at now.
         self.clock.set_ran(t);
+        self.restore_positions = manifest
+            .sources
+            .iter()
+            .map(|p| (p.name.clone(), p.wal_seq))
+            .collect();
         for entry in &manifest.catalog {
             // Sources start now: a generator makes no rows for the downtime.
             let zero = if entry.kind == "source" {
@@ -315,12 +347,14 @@ impl Engine {
             let result = self.execute(&entry.sql).await;
             self.zero_override = None;
             if let Err(f) = result {
+                self.restore_positions.clear();
                 return Err(format!(
                     "cannot recreate {} '{}': {}",
                     entry.kind, entry.name, f.error.message
                 ));
             }
         }
+        self.restore_positions.clear();
         for file in &manifest.files {
             let batches = checkpoint_io::read(&found.dir, &file.file).map_err(|e| e.to_string())?;
             let Some(q) = self.queries.iter_mut().find(|q| q.info.name == file.owner) else {
@@ -618,14 +652,14 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Command>) {
                     let _ = reply.send(engine.execute(&text).await);
                 }
                 Some(Command::CheckpointInto { dir, reply }) => {
-                    let saved = engine.config.data_dir.replace(dir);
-                    let last = engine.last_checkpoint.take();
-                    let _ = reply.send(engine.checkpoint_now());
-                    engine.config.data_dir = saved;
-                    engine.last_checkpoint = last;
+                    let written = match engine.last_tick {
+                        Some(t) => engine.write_checkpoint(&dir, t).await,
+                        None => None,
+                    };
+                    let _ = reply.send(written);
                 }
                 Some(Command::Checkpoint { reply }) => {
-                    let _ = reply.send(engine.checkpoint_now().is_some());
+                    let _ = reply.send(engine.checkpoint_now().await.is_some());
                 }
                 Some(Command::State { query, reply }) => {
                     let _ = reply.send(engine.cumulative_table(&query).await);

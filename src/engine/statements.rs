@@ -18,6 +18,7 @@ use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::Slot;
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
+use crate::source::wal::{self, Wal};
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
 use crate::sql::dialect::Emit;
 use crate::sql::dialect::{
@@ -138,13 +139,37 @@ impl Engine {
             options: create.options.into_iter().collect(),
             sql,
         };
-        let mut feeder =
-            source::build(&spec, self.zero_time()).map_err(|m| SqlError::at(m, create.name.at))?;
+        // The write-ahead log first: a generator resumes after the last batch it
+        // logged, whose rows are replayed rather than made again.
+        let log = match (&self.config.data_dir, self.config.wal) {
+            (Some(dir), true) => {
+                let position = self.restore_positions.get(&spec.name).copied().unwrap_or(0);
+                let opened = wal::open(
+                    wal::dir_of(dir, &spec.name),
+                    &spec.name,
+                    &spec.schema,
+                    position,
+                    self.clock.now_ms(),
+                )
+                .map_err(|e| SqlError::at(e.to_string(), create.name.at))?;
+                Some((position, opened))
+            }
+            _ => None,
+        };
+        let zero = match log.as_ref().and_then(|(_, o)| o.last_stamp()) {
+            Some(logged) => logged.max(self.zero_time()),
+            None => self.zero_time(),
+        };
+        let mut feeder = source::build(&spec, zero).map_err(|m| SqlError::at(m, create.name.at))?;
         let handle = Arc::new(SourceHandle::new(
             spec,
             self.clock.clone(),
             self.config.source_limits,
         ));
+        if let Some((position, mut opened)) = log {
+            handle.replay(position, std::mem::take(&mut opened.replay));
+            handle.attach_wal(Wal::start(opened, Arc::downgrade(&handle), handle.name()));
+        }
         let task = feeder.start(Arc::clone(&handle));
         write(&self.registry.sources).insert(handle.name().to_string(), Arc::clone(&handle));
         let result = json!({
@@ -418,6 +443,16 @@ impl Engine {
             ObjectKind::Source => {
                 self.sources.retain(|s| s.handle.name() != name.value);
                 write(&self.registry.sources).remove(&name.value);
+                // Its log goes with it: rows received and not yet in a batch
+                // are dropped with the source.
+                if let (Some(dir), true) = (&self.config.data_dir, self.config.wal) {
+                    let log = wal::dir_of(dir, &name.value);
+                    if let Err(e) = std::fs::remove_dir_all(&log) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            tracing::warn!(log = %log.display(), "cannot delete the write-ahead log of a dropped source: {e}");
+                        }
+                    }
+                }
             }
             ObjectKind::Stream => {
                 self.streams.retain(|s| s.info.name != name.value);

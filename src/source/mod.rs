@@ -16,10 +16,11 @@ pub mod decode;
 pub mod framing;
 pub mod generator;
 pub mod tcp;
+pub mod wal;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -32,6 +33,7 @@ use crate::lock;
 use crate::time::BatchTime;
 use decode::{Decoder, Format, RecordError};
 use framing::{Frame, LineFramer};
+use wal::{Logged, Wal, WalError};
 
 /// Where a source's data comes from, as declared in `CREATE SOURCE ... FROM <kind>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +165,9 @@ pub enum IngestError {
         rows: usize,
         max: usize,
     },
+    /// The write-ahead log could not take the rows (a disk problem).
+    #[error("{0}; nothing of this request was kept, retry later")]
+    Log(WalError),
 }
 
 /// The shared state of one declared source. See the module docs.
@@ -182,6 +187,10 @@ pub struct SourceHandle {
     pub bytes_total: AtomicU64,
     /// Bad records since creation.
     pub bad_total: AtomicU64,
+    /// The write-ahead log, when there is one (`--wal on` and a data dir).
+    wal: OnceLock<Wal>,
+    /// The log sequence number of the last record sealed into a batch.
+    position: AtomicU64,
 }
 
 const BAD_SAMPLES: usize = 10;
@@ -204,6 +213,34 @@ impl SourceHandle {
             rows_total: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
             bad_total: AtomicU64::new(0),
+            wal: OnceLock::new(),
+            position: AtomicU64::new(0),
+        }
+    }
+
+    /// Routes this source's input through `wal` from now on.
+    pub fn attach_wal(&self, wal: Wal) {
+        let _ = self.wal.set(wal);
+    }
+
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal.get()
+    }
+
+    /// The log sequence number of the last record sealed (what a checkpoint stores).
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
+    }
+
+    /// Sets the position restored from a checkpoint and buffers the records
+    /// logged after it, stamped as they arrived, for the next batches.
+    pub fn replay(&self, position: u64, records: Vec<Logged>) {
+        self.position.store(position, Ordering::Release);
+        let mut batcher = lock(&self.batcher);
+        for r in records {
+            self.rows_total
+                .fetch_add(r.chunk.num_rows() as u64, Ordering::Relaxed);
+            batcher.force_push(r.stamp, r.seq, r.chunk);
         }
     }
 
@@ -232,11 +269,31 @@ impl SourceHandle {
     /// Hands decoded rows to the batcher, stamped with the batch they arrived in.
     /// Waits while the batcher is full (the engine is behind): push sources then
     /// stop reading, which is TCP's backpressure.
+    /// With a write-ahead log, the chunk is logged first and counts as received
+    /// once it is on disk.
     pub async fn deliver(&self, chunk: RecordBatch) {
+        match self.wal() {
+            Some(wal) => {
+                let stamp = self.clock.arrival_batch();
+                if let Err(e) = wal.append(stamp, chunk).await {
+                    tracing::error!(source = %self.spec.name, "{e}");
+                }
+            }
+            None => self.push_logged(0, None, chunk).await,
+        }
+    }
+
+    /// Buffers a chunk (logged as `seq`, or 0 without a log) for the next batch
+    /// to seal, or for batch `stamp` if given, waiting for room.
+    pub(crate) async fn push_logged(&self, seq: u64, stamp: Option<BatchTime>, chunk: RecordBatch) {
         let rows = chunk.num_rows() as u64;
         loop {
             let waiter = self.room.notified();
-            let pushed = lock(&self.batcher).push(self.clock.arrival_batch(), chunk.clone());
+            let pushed = {
+                let mut batcher = lock(&self.batcher);
+                let stamp = stamp.unwrap_or_else(|| self.clock.arrival_batch());
+                batcher.push(stamp, seq, chunk.clone())
+            };
             if pushed.is_ok() {
                 self.rows_total.fetch_add(rows, Ordering::Relaxed);
                 return;
@@ -245,9 +302,27 @@ impl SourceHandle {
         }
     }
 
+    /// Logs the rows a pull source made for batch `t` before they are used.
+    /// Returns the rows to add to the batch directly: all of them without a log,
+    /// none once logged (the log hands them to the batcher). If the log fails,
+    /// the rows are used unlogged and the error is logged.
+    pub async fn log_pulled(&self, t: BatchTime, rows: Option<RecordBatch>) -> Option<RecordBatch> {
+        let rows = rows.filter(|r| r.num_rows() > 0)?;
+        let Some(wal) = self.wal() else {
+            return Some(rows);
+        };
+        match wal.append_durable(t, rows.clone(), true).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(source = %self.spec.name, "{e}; batch {} is used without being logged", t.millis());
+                Some(rows)
+            }
+        }
+    }
+
     /// Decodes an HTTP request body, all or nothing: 202 with the count, or the
     /// first bad line (1-based) and nothing kept.
-    pub fn ingest(&self, body: &[u8]) -> Result<usize, IngestError> {
+    pub async fn ingest(&self, body: &[u8]) -> Result<usize, IngestError> {
         if self.spec.kind != SourceKind::Http {
             return Err(IngestError::NotHttp(self.spec.name.clone()));
         }
@@ -283,18 +358,31 @@ impl SourceHandle {
                 max,
             });
         }
-        if lock(&self.batcher)
-            .push(self.clock.arrival_batch(), batch)
-            .is_err()
-        {
-            return Err(IngestError::Busy(
-                self.spec.name.clone(),
-                self.buffered_rows(),
-            ));
+        if let Some(wal) = self.wal() {
+            let buffered = self.buffered_rows();
+            if buffered + rows > self.limits.max_buffered_rows {
+                return Err(IngestError::Busy(self.spec.name.clone(), buffered));
+            }
+            // Acknowledged only once on disk (the log counts the rows).
+            wal.append_durable(self.clock.arrival_batch(), batch, false)
+                .await
+                .map_err(IngestError::Log)?;
+        } else {
+            let pushed = {
+                let mut batcher = lock(&self.batcher);
+                let stamp = self.clock.arrival_batch();
+                batcher.push(stamp, 0, batch)
+            };
+            if pushed.is_err() {
+                return Err(IngestError::Busy(
+                    self.spec.name.clone(),
+                    self.buffered_rows(),
+                ));
+            }
+            self.rows_total.fetch_add(rows as u64, Ordering::Relaxed);
         }
         self.bytes_total
             .fetch_add(body.len() as u64, Ordering::Relaxed);
-        self.rows_total.fetch_add(rows as u64, Ordering::Relaxed);
         Ok(rows)
     }
 
@@ -333,6 +421,9 @@ impl SourceHandle {
     pub fn seal(&self, t: BatchTime, pulled: Option<RecordBatch>, delay_ms: i64) -> MicroBatch {
         let mut batch = lock(&self.batcher).seal(t);
         self.room.notify_waiters();
+        if let Some(seq) = batch.last_seq.filter(|_| self.wal().is_some()) {
+            self.position.store(seq, Ordering::Release);
+        }
         if let Some(rows) = pulled.filter(|b| b.num_rows() > 0) {
             self.rows_total
                 .fetch_add(rows.num_rows() as u64, Ordering::Relaxed);

@@ -53,12 +53,24 @@ pub struct DataFile {
     pub bytes: u64,
 }
 
+/// Where a source's input stands at a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    pub name: String,
+    /// The write-ahead log sequence number of the last record in a batch the
+    /// checkpoint covers; later records are replayed at recovery.
+    pub wal_seq: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format_version: u32,
     /// The last batch the checkpoint covers, in ms.
     pub batch_time: i64,
     pub catalog: Vec<CatalogEntry>,
+    /// Sources with a write-ahead log, and their positions in it.
+    #[serde(default)]
+    pub sources: Vec<SourcePosition>,
     pub files: Vec<DataFile>,
 }
 
@@ -254,6 +266,7 @@ mod tests {
             format_version: version,
             batch_time: t,
             catalog: Vec::new(),
+            sources: Vec::new(),
             files: files
                 .iter()
                 .map(|(f, b)| DataFile {

@@ -12,7 +12,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 
-use super::checkpoint::{self, CatalogEntry, DataFile, Manifest, COMMIT, FORMAT_VERSION, MANIFEST};
+use super::checkpoint::{
+    self, CatalogEntry, DataFile, Manifest, SourcePosition, COMMIT, FORMAT_VERSION, MANIFEST,
+};
 
 /// Data to write: a file of rows owned by a query.
 pub struct Snapshot {
@@ -52,6 +54,7 @@ pub fn write(
     data_dir: &Path,
     batch_time: i64,
     catalog: Vec<CatalogEntry>,
+    sources: Vec<SourcePosition>,
     snapshots: Vec<Snapshot>,
 ) -> Result<Manifest, CheckpointError> {
     let root = checkpoint::checkpoints_dir(data_dir);
@@ -88,6 +91,7 @@ pub fn write(
         format_version: FORMAT_VERSION,
         batch_time,
         catalog,
+        sources,
         files,
     };
     let tmp = dir.join(format!("{MANIFEST}.tmp"));
@@ -97,6 +101,7 @@ pub fn write(
     f.sync_all().map_err(io(&tmp))?;
     let path = dir.join(MANIFEST);
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    crash_point("checkpoint-before-commit");
     let commit = dir.join(COMMIT);
     File::create(&commit)
         .and_then(|f| f.sync_all())
@@ -111,6 +116,22 @@ pub fn write(
         }
     }
     Ok(manifest)
+}
+
+/// A crash injected for recovery tests: with `SLUICE_CRASH_AT=<point>` in the
+/// environment, the process aborts (as kill -9 would stop it) when it reaches
+/// that point. The one point: `checkpoint-before-commit` (data files and
+/// manifest written, no `COMMIT` marker).
+fn crash_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var("SLUICE_CRASH_AT").ok())
+        .as_deref()
+        == Some(point)
+    {
+        tracing::error!("SLUICE_CRASH_AT={point}: aborting here, as a crash would");
+        std::process::abort();
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
