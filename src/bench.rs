@@ -11,6 +11,10 @@
 //!    fixed input rate: mean time per batch once the window is full.
 //! 4. The best seller over 10 days every minute at 10 000 sales/s: time per batch
 //!    and the memory the window holds.
+//! 5. Cumulative state: per-batch time with 10 thousand vs 10 million keys, and
+//!    checkpoint write and restore times.
+//! 6. The write-ahead log's cost: HTTP ingest throughput through a real server
+//!    (loopback, concurrent clients) with `--wal on` and `--wal off`.
 //!
 //! Build with `--release`; a debug build measures the debugger's patience.
 
@@ -46,10 +50,11 @@ pub struct BenchArgs {
     /// Batches ticked for the fixed-cost measurement.
     #[arg(long, default_value_t = 50)]
     pub idle_batches: u32,
-    /// Which measurements to run, comma-separated: wordcount, idle, windows, best-seller.
+    /// Which measurements to run, comma-separated: wordcount, idle, windows,
+    /// best-seller, cumulative, wal.
     #[arg(
         long,
-        default_value = "wordcount,idle,windows,best-seller,cumulative",
+        default_value = "wordcount,idle,windows,best-seller,cumulative,wal",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
@@ -68,6 +73,15 @@ pub struct BenchArgs {
     /// Best-seller bench: batches run (one pane a minute).
     #[arg(long, default_value_t = 1800)]
     pub best_seller_batches: u32,
+    /// WAL bench: concurrent HTTP clients, comma-separated.
+    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    pub wal_clients: Vec<usize>,
+    /// WAL bench: rows per request, comma-separated.
+    #[arg(long, default_value = "100,10000", value_delimiter = ',')]
+    pub wal_rows: Vec<usize>,
+    /// WAL bench: seconds measured per setting.
+    #[arg(long, default_value_t = 4)]
+    pub wal_seconds: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -91,6 +105,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if run("cumulative") {
         cumulative_section(&args).await?;
+    }
+    if run("wal") {
+        wal_section(&args).await?;
     }
     Ok(())
 }
@@ -546,4 +563,113 @@ async fn checkpoint_engine(
         .checkpoint_into(dir.to_path_buf())
         .await?
         .ok_or_else(|| anyhow::anyhow!("no checkpoint was written"))
+}
+
+async fn wal_section(args: &BenchArgs) -> anyhow::Result<()> {
+    println!("\n## Write-ahead log: HTTP ingest throughput with and without it\n");
+    println!("| clients | rows/request | --wal off: rows/s | --wal on: rows/s | on/off | --wal on: mean latency |");
+    println!("|---|---|---|---|---|---|");
+    for &clients in &args.wal_clients {
+        for &rows in &args.wal_rows {
+            let off = http_ingest(false, clients, rows, args.wal_seconds).await?;
+            let on = http_ingest(true, clients, rows, args.wal_seconds).await?;
+            println!(
+                "| {clients} | {rows} | {:.0} | {:.0} | {:.2} | {:.2} ms |",
+                off.rows_per_s,
+                on.rows_per_s,
+                on.rows_per_s / off.rows_per_s,
+                on.latency_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Ingest {
+    rows_per_s: f64,
+    latency_ms: f64,
+}
+
+/// A real server (data dir in a temp directory, checkpoint every 10 batches),
+/// `clients` HTTP clients POSTing `rows`-row CSV bodies for `seconds`, while
+/// batches of 200 ms of the manual clock seal what arrived.
+async fn http_ingest(
+    wal: bool,
+    clients: usize,
+    rows: usize,
+    seconds: u64,
+) -> anyhow::Result<Ingest> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-wal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = crate::config::Config::for_test(200);
+    config.data_dir = dir.clone();
+    config.engine.data_dir = Some(dir.clone());
+    config.engine.wal = wal;
+    let server = crate::server::start(config).await?;
+    let engine = server.engine.clone();
+    sql(
+        &engine,
+        "CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV",
+    )
+    .await?;
+    sql(
+        &engine,
+        "CREATE QUERY totals AS SELECT k, sum(v) AS total FROM s GROUP BY k WINDOW CUMULATIVE EMIT UPDATES",
+    )
+    .await?;
+    let url = format!("http://{}/sources/s", server.addr);
+    let bodies = keyed_bodies(rows, 1000, 8);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let engine = engine.clone();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = engine.advance(1).await;
+            }
+        })
+    };
+    let http = reqwest::Client::new();
+    let watch = Stopwatch::start();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, url, bodies, stop) =
+            (http.clone(), url.clone(), bodies.clone(), Arc::clone(&stop));
+        tasks.push(tokio::spawn(async move {
+            let (mut sent, mut requests, mut waited_us) = (0usize, 0u64, 0u64);
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let body = bodies[i % bodies.len()].as_ref().clone();
+                i += 1;
+                let sw = Stopwatch::start();
+                let r = http.post(&url).body(body).send().await?;
+                waited_us += sw.elapsed_us();
+                if r.status() == reqwest::StatusCode::ACCEPTED {
+                    sent += rows;
+                    requests += 1;
+                } else if r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    anyhow::bail!("ingest answered {}", r.status());
+                }
+            }
+            Ok::<_, anyhow::Error>((sent, requests, waited_us))
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut sent, mut requests, mut waited_us) = (0usize, 0u64, 0u64);
+    for t in tasks {
+        let (s, r, w) = t.await??;
+        sent += s;
+        requests += r;
+        waited_us += w;
+    }
+    let elapsed = watch.elapsed_us() as f64 / 1e6;
+    let _ = ticker.await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Ingest {
+        rows_per_s: sent as f64 / elapsed,
+        latency_ms: waited_us as f64 / requests.max(1) as f64 / 1e3,
+    })
 }

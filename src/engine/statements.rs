@@ -154,7 +154,20 @@ impl Engine {
                 .map_err(|e| SqlError::at(e.to_string(), create.name.at))?;
                 Some((position, opened))
             }
-            _ => None,
+            (Some(dir), false) => {
+                // A log left from a run with the log on would be replayed the
+                // next time it is on, although checkpoints made meanwhile
+                // (position 0) no longer say what it covers: drop it now.
+                let old = wal::dir_of(dir, &spec.name);
+                if old.exists() {
+                    tracing::warn!(source = %spec.name, log = %old.display(), "--wal off: deleting the write-ahead log left by an earlier run");
+                    if let Err(e) = std::fs::remove_dir_all(&old) {
+                        tracing::warn!(log = %old.display(), "cannot delete the write-ahead log: {e}");
+                    }
+                }
+                None
+            }
+            (None, _) => None,
         };
         let zero = match log.as_ref().and_then(|(_, o)| o.last_stamp()) {
             Some(logged) => logged.max(self.zero_time()),

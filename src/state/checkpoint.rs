@@ -68,7 +68,7 @@ pub struct Manifest {
     /// The last batch the checkpoint covers, in ms.
     pub batch_time: i64,
     pub catalog: Vec<CatalogEntry>,
-    /// Sources with a write-ahead log, and their positions in it.
+    /// Every source and its position in its write-ahead log (0 without one).
     #[serde(default)]
     pub sources: Vec<SourcePosition>,
     pub files: Vec<DataFile>,
