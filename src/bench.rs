@@ -462,13 +462,23 @@ fn body_of(keys: impl Iterator<Item = usize>) -> Vec<u8> {
     body
 }
 
+/// One engine of the cumulative bench: its state size, handles and bodies.
+struct StateRun {
+    keys: usize,
+    fill: usize,
+    engine: EngineHandle,
+    source: Arc<crate::source::SourceHandle>,
+    query: Arc<crate::engine::QueryInfo>,
+    bodies: Vec<Vec<u8>>,
+    times_us: Vec<u64>,
+}
+
 async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
     let batch = 100_000usize;
-    let measured = 20u32;
-    println!("\n## Cumulative count, EMIT UPDATES: {batch}-row batches over 10 000 distinct keys, against the keys in state (parallelism 1)\n");
-    println!("| keys in state | batches to fill | mean time per batch (measured {measured}) | state bytes | vs first | checkpoint write | Parquet size | restore |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut base = None;
+    let measured = 30usize;
+    // Fill every state first, then measure the state sizes batch by batch in
+    // turn, so that the machine's noise falls on all of them alike.
+    let mut runs = Vec::new();
     for &keys in &args.state_keys {
         let engine = engine_with(1)?;
         sql(
@@ -495,38 +505,66 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             engine.advance(1).await?;
         }
-        // Measure: each batch has `batch` rows over `touched` keys drawn from the
-        // whole state, so every state size gets the same batch work.
+        // Each measured batch has `batch` rows over `touched` distinct keys drawn
+        // from the whole state, so every state size gets the same batch work.
         let mut rng = StdRng::seed_from_u64(5);
         let touched = 10_000.min(keys);
         let bodies: Vec<Vec<u8>> = (0..4)
             .map(|_| {
-                let chosen: Vec<usize> = (0..touched).map(|_| rng.random_range(0..keys)).collect();
+                let chosen = rand::seq::index::sample(&mut rng, keys, touched).into_vec();
                 body_of((0..batch).map(|i| chosen[i % touched]))
             })
             .collect();
-        let before = query.metrics().processing_us_total;
-        for b in 0..measured {
-            source
-                .ingest(&bodies[b as usize % bodies.len()])
+        runs.push(StateRun {
+            keys,
+            fill,
+            engine,
+            source,
+            query,
+            bodies,
+            times_us: Vec::with_capacity(measured),
+        });
+    }
+    for b in 0..measured + 2 {
+        for run in &mut runs {
+            run.source
+                .ingest(&run.bodies[b % run.bodies.len()])
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            engine.advance(1).await?;
+            let before = run.query.metrics().processing_us_total;
+            run.engine.advance(1).await?;
+            // The first two batches warm up.
+            if b >= 2 {
+                run.times_us
+                    .push(run.query.metrics().processing_us_total - before);
+            }
         }
-        let mean = (query.metrics().processing_us_total - before) as f64 / measured as f64;
-        let held = query.window_memory();
+    }
+    println!("\n## Cumulative count, EMIT UPDATES: {batch}-row batches over 10 000 distinct keys, against the keys in state (parallelism 1)\n");
+    println!("| keys in state | batches to fill | median time per batch ({measured} measured) | mean | state bytes | median vs first | checkpoint write | Parquet size | restore |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut base = None;
+    for run in &mut runs {
+        run.times_us.sort_unstable();
+        let median = run.times_us[run.times_us.len() / 2] as f64;
+        let mean = run.times_us.iter().sum::<u64>() as f64 / run.times_us.len() as f64;
+        let held = run.query.window_memory();
         anyhow::ensure!(
-            held.rows == keys,
-            "state holds {} keys, expected {keys}",
-            held.rows
+            held.rows == run.keys,
+            "state holds {} keys, expected {}",
+            held.rows,
+            run.keys
         );
-        let ratio = mean / *base.get_or_insert(mean);
+        let ratio = median / *base.get_or_insert(median);
         // Checkpoint the state, then restore it into a fresh engine.
-        let dir =
-            std::env::temp_dir().join(format!("sluice-bench-ckpt-{}-{keys}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-bench-ckpt-{}-{}",
+            std::process::id(),
+            run.keys
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         let watch = Stopwatch::start();
-        let manifest = checkpoint_engine(&engine, &dir).await?;
+        let manifest = checkpoint_engine(&run.engine, &dir).await?;
         let write_ms = watch.elapsed_us() as f64 / 1e3;
         let parquet: u64 = manifest.files.iter().map(|f| f.bytes).sum();
         let watch = Stopwatch::start();
@@ -543,9 +581,13 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
         );
         fresh.restore(&chosen).await.map_err(anyhow::Error::msg)?;
         let restore_ms = watch.elapsed_us() as f64 / 1e3;
+        drop(fresh);
         let _ = std::fs::remove_dir_all(&dir);
         println!(
-            "| {keys} | {fill} | {:.1} ms | {:.0} MiB | {ratio:.2}× | {write_ms:.0} ms | {:.0} MiB | {restore_ms:.0} ms |",
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.0} MiB | {ratio:.2}× | {write_ms:.0} ms | {:.0} MiB | {restore_ms:.0} ms |",
+            run.keys,
+            run.fill,
+            median / 1e3,
             mean / 1e3,
             held.bytes as f64 / (1 << 20) as f64,
             parquet as f64 / (1 << 20) as f64
@@ -554,7 +596,6 @@ async fn cumulative_section(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a checkpoint of the engine's state into `dir` (a fresh data dir).
 async fn checkpoint_engine(
     engine: &EngineHandle,
     dir: &std::path::Path,

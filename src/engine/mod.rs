@@ -356,7 +356,9 @@ impl Engine {
         }
         self.restore_positions.clear();
         for file in &manifest.files {
+            let watch = Stopwatch::start();
             let batches = checkpoint_io::read(&found.dir, &file.file).map_err(|e| e.to_string())?;
+            let read_us = watch.elapsed_us();
             let Some(q) = self.queries.iter_mut().find(|q| q.info.name == file.owner) else {
                 return Err(format!(
                     "the checkpoint has state for '{}', which its catalog does not create",
@@ -374,6 +376,7 @@ impl Engine {
                 }
             };
             restored.map_err(|e| format!("cannot restore the state of '{}': {e}", file.owner))?;
+            tracing::debug!(file = %file.file, read_us, load_us = watch.elapsed_us() - read_us, "restored a data file");
         }
         self.last_tick = Some(t);
         self.last_checkpoint = Some(t);

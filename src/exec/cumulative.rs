@@ -59,12 +59,8 @@ impl Cumulative {
             let schema = Arc::clone(self.state.schema());
             let fresh = concat_batches(&schema, &states).map_err(arrow)?;
             let keys = self.state.keys(&fresh).map_err(arrow)?;
-            let mut inputs: Vec<RecordBatch> = self
-                .state
-                .lookup(&keys)
-                .map_err(arrow)?
-                .into_iter()
-                .collect();
+            let (found, located) = self.state.lookup(&fresh, &keys).map_err(arrow)?;
+            let mut inputs: Vec<RecordBatch> = found.into_iter().collect();
             let lookup_us = watch.elapsed_us();
             inputs.push(fresh);
             // Merge old and new states (and the duplicates a parallel partial plan
@@ -73,7 +69,9 @@ impl Cumulative {
             let merged = concat_batches(&schema, &merged?).map_err(arrow)?;
             let merge_us = watch.elapsed_us();
             let keys = self.state.keys(&merged).map_err(arrow)?;
-            self.state.upsert(merged.clone(), keys, t).map_err(arrow)?;
+            self.state
+                .upsert(merged.clone(), keys, t, Some(&located))
+                .map_err(arrow)?;
             tracing::debug!(
                 partial_us,
                 lookup_us,

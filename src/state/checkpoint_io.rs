@@ -155,8 +155,10 @@ fn sanitize(name: &str) -> String {
 pub fn read(dir: &Path, file: &str) -> Result<Vec<RecordBatch>, CheckpointError> {
     let path = dir.join(file);
     let f = File::open(&path).map_err(io(&path))?;
+    // Large batches: a keyed state is restored as one chunk per batch read.
     let reader = ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| format(&path, e))?
+        .with_batch_size(1 << 16)
         .build()
         .map_err(|e| format(&path, e))?;
     reader
