@@ -277,19 +277,33 @@ impl Engine {
         let watch = Stopwatch::start();
         let mut snapshots = Vec::new();
         for q in &self.queries {
+            // (content, schema, rows) of each file the query's state needs.
             let taken = match &q.mode {
-                Mode::Cumulative(c) => c.snapshot().map(|s| Some((s, "keyed-state"))),
-                Mode::Panes(w) => w.snapshot().map(|s| Some((s, "window-panes"))),
-                Mode::PerBatch(_) | Mode::Raw(_) => Ok(None),
+                Mode::Cumulative(c) => c
+                    .snapshot()
+                    .map(|(schema, rows)| vec![("keyed-state".to_string(), schema, rows)]),
+                Mode::Panes(w) => w
+                    .snapshot()
+                    .map(|(schema, rows)| vec![("window-panes".to_string(), schema, rows)]),
+                Mode::Raw(w) => w.snapshot().map(|inputs| {
+                    inputs
+                        .into_iter()
+                        .map(|(input, schema, rows)| (format!("window-raw:{input}"), schema, rows))
+                        .collect()
+                }),
+                Mode::PerBatch(_) => Ok(Vec::new()),
             };
             match taken {
-                Ok(Some(((schema, batches), content))) => snapshots.push(Snapshot {
-                    owner: q.info.name.clone(),
-                    content: content.to_string(),
-                    schema,
-                    batches,
-                }),
-                Ok(None) => {}
+                Ok(files) => {
+                    for (content, schema, batches) in files {
+                        snapshots.push(Snapshot {
+                            owner: q.info.name.clone(),
+                            content,
+                            schema,
+                            batches,
+                        });
+                    }
+                }
                 Err(e) => {
                     tracing::error!(query = %q.info.name, "cannot snapshot the query's state: {e}; no checkpoint this time");
                     return None;
@@ -365,13 +379,15 @@ impl Engine {
                     file.owner
                 ));
             };
-            let restored = match &mut q.mode {
-                Mode::Cumulative(c) => c.restore(batches),
-                Mode::Panes(w) => w.restore(batches),
+            let raw_input = file.content.strip_prefix("window-raw:");
+            let restored = match (&mut q.mode, raw_input) {
+                (Mode::Cumulative(c), None) => c.restore(batches),
+                (Mode::Panes(w), None) => w.restore(batches),
+                (Mode::Raw(w), Some(input)) => w.restore_input(input, batches),
                 _ => {
                     return Err(format!(
-                        "query '{}' has no state to restore into",
-                        file.owner
+                        "query '{}' has no state of the kind '{}' to restore into",
+                        file.owner, file.content
                     ))
                 }
             };
@@ -385,7 +401,8 @@ impl Engine {
             match &q.mode {
                 Mode::Cumulative(c) => q.info.set_window_memory(c.memory()),
                 Mode::Panes(w) => q.info.set_window_memory(w.memory()),
-                _ => {}
+                Mode::Raw(w) => q.info.set_window_memory(w.memory()),
+                Mode::PerBatch(_) => {}
             }
         }
         Ok(t.millis())

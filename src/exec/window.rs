@@ -27,6 +27,8 @@ use crate::state::checkpoint_io::{extend_schema, split_columns, with_columns};
 /// Bookkeeping columns of a window's checkpoint file.
 pub const PART: &str = "_sluice_part";
 pub const PANE_END: &str = "_sluice_pane_end";
+/// The bookkeeping column of a raw window's checkpoint file: the batch of each row.
+pub const BATCH_TIME: &str = "_sluice_batch_time";
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
@@ -333,6 +335,74 @@ impl RawWindow {
             self.buffer.pop_front();
         }
         Ok(out)
+    }
+
+    /// The buffered rows for a checkpoint: per input that has any, its name and
+    /// its rows (the input's columns, then [`BATCH_TIME`]), oldest batch first.
+    pub fn snapshot(&self) -> DfResult<Vec<(String, SchemaRef, Vec<RecordBatch>)>> {
+        let mut out = Vec::new();
+        for (i, (name, _)) in self.inputs.iter().enumerate() {
+            let mut batches = Vec::new();
+            for (t, data) in &self.buffer {
+                for chunk in data[i].iter().filter(|c| c.num_rows() > 0) {
+                    let times: ArrayRef =
+                        Arc::new(Int64Array::from(vec![t.millis(); chunk.num_rows()]));
+                    batches.push(with_columns(
+                        chunk,
+                        vec![(Field::new(BATCH_TIME, DataType::Int64, false), times)],
+                    )?);
+                }
+            }
+            if let Some(first) = batches.first() {
+                out.push((name.clone(), first.schema(), batches));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads the rows of `input` written by [`RawWindow::snapshot`].
+    pub fn restore_input(&mut self, input: &str, batches: Vec<RecordBatch>) -> DfResult<()> {
+        let Some(i) = self.inputs.iter().position(|(name, _)| name == input) else {
+            return Err(DataFusionError::Execution(format!(
+                "the window does not read '{input}'"
+            )));
+        };
+        let inputs = self.inputs.len();
+        for b in batches {
+            let width = b.num_columns().saturating_sub(1);
+            let schema = b.schema();
+            if width == 0 || schema.field(width).name() != BATCH_TIME {
+                return Err(DataFusionError::Execution(format!(
+                    "a raw window file must end with column {BATCH_TIME}"
+                )));
+            }
+            let times = b
+                .column(width)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| DataFusionError::Execution(format!("{BATCH_TIME} must be BIGINT")))?
+                .clone();
+            let rows = b.project(&(0..width).collect::<Vec<_>>())?;
+            // Runs of one batch time (the file is written batch by batch).
+            let mut start = 0;
+            while start < rows.num_rows() {
+                let t = times.value(start);
+                let mut end = start + 1;
+                while end < rows.num_rows() && times.value(end) == t {
+                    end += 1;
+                }
+                let t = BatchTime(t);
+                let at = self.buffer.partition_point(|(b, _)| *b < t);
+                if self.buffer.get(at).is_none_or(|(b, _)| *b != t) {
+                    self.buffer
+                        .insert(at, (t, (0..inputs).map(|_| Arc::new(Vec::new())).collect()));
+                }
+                if let Some((_, data)) = self.buffer.get_mut(at) {
+                    Arc::make_mut(&mut data[i]).push(rows.slice(start, end - start));
+                }
+                start = end;
+            }
+        }
+        Ok(())
     }
 
     pub fn memory(&self) -> WindowMemory {

@@ -89,6 +89,7 @@ const INIT: &str = "
 CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
 CREATE QUERY totals AS SELECT k, sum(v) AS total, count(*) AS n FROM s GROUP BY k WINDOW CUMULATIVE EMIT UPDATES;
 CREATE QUERY recent AS SELECT k, sum(v) AS total FROM s GROUP BY k WINDOW SLIDING 4s EVERY 2s ORDER BY k;
+CREATE QUERY raw_recent AS SELECT k, v FROM s WINDOW SLIDING 4s EVERY 2s ORDER BY k, v;
 SELECT count(*) AS n FROM s;
 ";
 
@@ -173,6 +174,12 @@ async fn kill_nine_then_restart_resumes_from_the_last_checkpoint() {
     assert_eq!(
         window["batches"],
         json!([{"batch_time": 4000, "window_start": 0, "window_end": 4000, "rows": [{"k": "a", "total": 16}, {"k": "b", "total": 2}, {"k": "c", "total": 100}]}])
+    );
+    // A raw window (no aggregate: it buffers rows) keeps its rows too.
+    let raw = call(&http, "GET", format!("{b}/queries/raw_recent/results"), "").await;
+    assert_eq!(
+        raw["batches"][0]["rows"],
+        json!([{"k": "a", "v": 1}, {"k": "a", "v": 5}, {"k": "a", "v": 10}, {"k": "b", "v": 2}, {"k": "c", "v": 100}])
     );
     let totals = call(
         &http,
