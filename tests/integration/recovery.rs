@@ -21,6 +21,16 @@ impl Drop for Server {
     }
 }
 
+/// A fresh data dir `sluice-<name>-<pid>` holding `init.sql` with `sql`.
+fn scratch(name: &str, sql: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let init = dir.join("init.sql");
+    std::fs::write(&init, sql).unwrap();
+    (dir, init)
+}
+
 fn start(dir: &std::path::Path, init: &std::path::Path) -> Server {
     start_with(dir, init, &[])
 }
@@ -95,11 +105,7 @@ SELECT count(*) AS n FROM s;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_then_restart_resumes_from_the_last_checkpoint() {
-    let dir = std::env::temp_dir().join(format!("sluice-recovery-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let init = dir.join("init.sql");
-    std::fs::write(&init, INIT).unwrap();
+    let (dir, init) = scratch("recovery", INIT);
     let http = reqwest::Client::new();
 
     let server = start(&dir, &init);
@@ -200,11 +206,7 @@ async fn kill_nine_then_restart_resumes_from_the_last_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_checkpoint_is_ignored_and_a_foreign_version_refused() {
-    let dir = std::env::temp_dir().join(format!("sluice-torn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let init = dir.join("init.sql");
-    std::fs::write(&init, INIT).unwrap();
+    let (dir, init) = scratch("torn", INIT);
     let http = reqwest::Client::new();
     let server = start(&dir, &init);
     let b = &server.base;
@@ -397,16 +399,11 @@ async fn restart_and_check(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_at_random_moments_loses_no_acknowledged_row() {
     use rand::{Rng, SeedableRng};
-    let dir = std::env::temp_dir().join(format!("sluice-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let init = dir.join("init.sql");
-    std::fs::write(
-        &init,
+    let (dir, init) = scratch(
+        "kill",
         "CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
          CREATE QUERY totals AS SELECT k, sum(v) AS total, count(*) AS n FROM s GROUP BY k WINDOW CUMULATIVE EMIT UPDATES;",
-    )
-    .unwrap();
+    );
     let seed: u64 = std::env::var("SLUICE_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -474,17 +471,13 @@ async fn kill_nine_at_random_moments_loses_no_acknowledged_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generator_resumes_without_gaps_or_repeats_after_kill_nine() {
-    let dir = std::env::temp_dir().join(format!("sluice-kill-gen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("reference")).unwrap();
-    let init = dir.join("init.sql");
-    std::fs::write(
-        &init,
+    let (dir, init) = scratch(
+        "kill-gen",
         "CREATE SOURCE g (line TEXT) FROM GENERATOR FORMAT LINES WITH (rate = '100');
          CREATE STREAM words AS SELECT unnest(string_to_array(line, ' ')) AS word FROM g;
          CREATE QUERY counts AS SELECT word, count(*) AS n FROM words GROUP BY word WINDOW CUMULATIVE;",
-    )
-    .unwrap();
+    );
+    std::fs::create_dir_all(dir.join("reference")).unwrap();
     let http = reqwest::Client::new();
     let state = |base: String| {
         let http = http.clone();
