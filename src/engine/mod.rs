@@ -128,8 +128,10 @@ pub struct Engine {
     catalog: Vec<CatalogEntry>,
     /// While restoring: the zero time recorded for the object being recreated.
     zero_override: Option<BatchTime>,
-    /// Batches run since the last checkpoint.
-    since_checkpoint: u64,
+    /// Batches run by this engine (checkpoints fall every `checkpoint_interval`).
+    batches_run: u64,
+    /// The catalog changed since the last checkpoint.
+    catalog_dirty: bool,
     /// The batch time of the last checkpoint written or restored.
     last_checkpoint: Option<BatchTime>,
     /// While restoring: each source's position in its write-ahead log.
@@ -150,7 +152,8 @@ impl Engine {
             last_tick: None,
             catalog: Vec::new(),
             zero_override: None,
-            since_checkpoint: 0,
+            batches_run: 0,
+            catalog_dirty: false,
             last_checkpoint: None,
             restore_positions: BTreeMap::new(),
         }
@@ -241,10 +244,9 @@ impl Engine {
         self.last_tick = Some(t);
         self.registry.set_last_batch(t);
         self.clock.set_ran(t);
-        self.since_checkpoint += 1;
-        if self.config.checkpoint_interval > 0
-            && self.since_checkpoint >= self.config.checkpoint_interval
-        {
+        self.batches_run += 1;
+        let every = self.config.checkpoint_interval;
+        if every > 0 && (self.batches_run.is_multiple_of(every) || self.catalog_dirty) {
             self.checkpoint_now().await;
         }
     }
@@ -261,7 +263,7 @@ impl Engine {
             return None;
         }
         let manifest = self.write_checkpoint(&dir, t).await?;
-        self.since_checkpoint = 0;
+        self.catalog_dirty = false;
         self.last_checkpoint = Some(t);
         // The log up to the positions is covered now.
         for (s, p) in self.sources.iter().zip(&manifest.sources) {
@@ -396,6 +398,8 @@ impl Engine {
         }
         self.last_tick = Some(t);
         self.last_checkpoint = Some(t);
+        // The catalog just replayed is the checkpoint's.
+        self.catalog_dirty = false;
         self.registry.set_last_batch(t);
         for q in &self.queries {
             match &q.mode {
@@ -416,10 +420,18 @@ impl Engine {
             sql,
             zero_time: zero.millis(),
         });
+        self.catalog_changed();
     }
 
     fn forget(&mut self, name: &str) {
         self.catalog.retain(|e| e.name != name);
+        self.catalog_changed();
+    }
+
+    /// A catalog change is made durable by a checkpoint at the end of the next
+    /// batch rather than up to `--checkpoint-interval` batches later.
+    fn catalog_changed(&mut self) {
+        self.catalog_dirty = true;
     }
 
     /// The zero time of an object created now (or restored).

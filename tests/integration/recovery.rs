@@ -538,3 +538,44 @@ async fn a_generator_resumes_without_gaps_or_repeats_after_kill_nine() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_created_between_checkpoints_survives_kill_nine_after_one_batch() {
+    let (dir, init) = scratch("catalog", INIT);
+    let http = reqwest::Client::new();
+    let server = start(&dir, &init);
+    let b = server.base.clone();
+    // Checkpoints every 2 batches: at 1000 (the init's catalog) and 2000.
+    call(
+        &http,
+        "POST",
+        format!("{b}/clock/advance"),
+        "{\"batches\": 2}",
+    )
+    .await;
+    let created = call(
+        &http,
+        "POST",
+        format!("{b}/sql"),
+        "CREATE QUERY later AS SELECT k, count(*) AS n FROM s GROUP BY k WINDOW CUMULATIVE",
+    )
+    .await;
+    assert_eq!(created["results"][0]["name"], "later", "{created}");
+    // Batch 3000 is not on the every-2 grid, but the catalog changed: checkpoint.
+    call(
+        &http,
+        "POST",
+        format!("{b}/clock/advance"),
+        "{\"batches\": 1}",
+    )
+    .await;
+    drop(server); // kill -9
+    let server = start(&dir, &init);
+    let b = server.base.clone();
+    let health = call(&http, "GET", format!("{b}/health"), "").await;
+    assert_eq!(health["last_batch_time"], 3000);
+    let later = call(&http, "GET", format!("{b}/queries/later"), "").await;
+    assert_eq!(later["kind"], "cumulative", "{later}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
