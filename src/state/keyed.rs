@@ -112,6 +112,9 @@ pub struct KeyedState {
     dead: usize,
     /// Keys by update time, oldest first, for TTL expiry (only kept with a TTL).
     updates: VecDeque<(BatchTime, Vec<Key>)>,
+    /// Keys in `updates`, stale ones included (a key updated again stays queued
+    /// under its older time until the queue is rebuilt).
+    queued: usize,
     track_updates: bool,
 }
 
@@ -138,6 +141,7 @@ impl KeyedState {
             chunks: Vec::new(),
             dead: 0,
             updates: VecDeque::new(),
+            queued: 0,
             track_updates: ttl,
         })
     }
@@ -318,7 +322,14 @@ impl KeyedState {
             live: rows,
         });
         if self.track_updates {
+            self.queued += keys.len();
             self.updates.push_back((t, keys));
+            // Stale entries would make the queue grow with the update rate × TTL
+            // rather than with the keys: rebuild it from the index when they
+            // dominate (amortized O(1) per update).
+            if self.queued > 2 * self.index.len().max(1024) {
+                self.rebuild_updates();
+            }
         }
         self.maybe_compact()
     }
@@ -330,6 +341,7 @@ impl KeyedState {
             let Some((t, keys)) = self.updates.pop_front() else {
                 break;
             };
+            self.queued -= keys.len();
             for key in keys {
                 let hash = self.hasher.hash_one(&key);
                 if let Ok(found) = self.index.find_entry(hash, |e| e.key == key) {
@@ -357,6 +369,22 @@ impl KeyedState {
             }
         }
         Ok(out)
+    }
+
+    /// The TTL queue rebuilt from the index: each key once, under its last update.
+    fn rebuild_updates(&mut self) {
+        let mut by_time: std::collections::BTreeMap<i64, Vec<Key>> = Default::default();
+        for e in self.index.iter() {
+            by_time
+                .entry(e.updated.millis())
+                .or_default()
+                .push(e.key.clone());
+        }
+        self.queued = self.index.len();
+        self.updates = by_time
+            .into_iter()
+            .map(|(t, keys)| (BatchTime(t), keys))
+            .collect();
     }
 
     /// Rewrites the live rows into one chunk when dead rows outnumber live ones
@@ -533,7 +561,6 @@ impl KeyedState {
         let hashed_us = watch.elapsed_us();
         let hasher = &self.hasher;
         self.index.reserve(total, |e| hasher.hash_one(&e.key));
-        let mut by_time: std::collections::BTreeMap<i64, Vec<Key>> = Default::default();
         // Partition p of every thread, in order of p.
         let threads = partitioned.len();
         for (p, thread) in (0..1usize << part_bits).flat_map(|p| (0..threads).map(move |t| (p, t)))
@@ -546,9 +573,6 @@ impl KeyedState {
                 row,
             } in std::mem::take(&mut partitioned[thread][p])
             {
-                if self.track_updates {
-                    by_time.entry(updated).or_default().push(key.clone());
-                }
                 match self
                     .index
                     .entry(hash, |e| e.key == key, |e| hasher.hash_one(&e.key))
@@ -569,10 +593,9 @@ impl KeyedState {
                 }
             }
         }
-        self.updates = by_time
-            .into_iter()
-            .map(|(t, keys)| (BatchTime(t), keys))
-            .collect();
+        if self.track_updates {
+            self.rebuild_updates();
+        }
         tracing::debug!(
             keys = total,
             hashed_us,
@@ -668,6 +691,22 @@ mod tests {
         assert_eq!(s.expire(BatchTime(1000)).unwrap(), 1);
         assert_eq!(contents(&s), [("a".into(), 2)]);
         assert_eq!(s.expire(BatchTime(2000)).unwrap(), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn the_ttl_queue_grows_with_the_keys_not_with_the_updates() {
+        let mut s = KeyedState::new(schema(), 1, true).unwrap();
+        put(&mut s, &[("old", 1)], 1000);
+        for t in 2..5000 {
+            put(&mut s, &[("hot", t)], 1000 * t);
+        }
+        assert!(s.queued <= 2048, "{} keys queued for 2 keys", s.queued);
+        // Expiry still sees each key's last update.
+        assert_eq!(s.expire(BatchTime(1000)).unwrap(), 1);
+        assert_eq!(s.expire(BatchTime(4_998_000)).unwrap(), 0);
+        assert_eq!(contents(&s), [("hot".into(), 4999)]);
+        assert_eq!(s.expire(BatchTime(4_999_000)).unwrap(), 1);
         assert!(s.is_empty());
     }
 
