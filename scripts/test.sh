@@ -16,11 +16,15 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 need() { command -v "$1" >/dev/null 2>&1; }
 
 # --- what the tests need -----------------------------------------------------
-# Rust (the machine's toolchain, with rustfmt and clippy). The core tests need
-# nothing else: their TCP peers and HTTP clients are in the test binary itself.
+# Rust (the machine's toolchain, with rustfmt and clippy). TCP peers and HTTP
+# clients are in the test binary itself.
 need cargo || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+# A real Kafka-protocol broker (tansu) for the Kafka tests; they start it
+# themselves on 127.0.0.1 and stop it at the end.
+SLUICE_TANSU="$(scripts/install-broker.sh)"
+export SLUICE_TANSU
 
 # --- checks --------------------------------------------------------------------
 echo "== cargo fmt --check"

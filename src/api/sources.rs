@@ -69,13 +69,21 @@ pub async fn ingest(
 pub fn describe(s: &SourceHandle) -> Value {
     let (bad_by_kind, bad_samples) = s.bad_records();
     let mut address = Value::Null;
-    if let crate::source::SourceKind::Tcp { addr } = &s.spec.kind {
-        address = json!(addr);
+    let mut topic = Value::Null;
+    match &s.spec.kind {
+        crate::source::SourceKind::Tcp { addr } => address = json!(addr),
+        crate::source::SourceKind::Kafka { brokers, topic: t } => {
+            address = json!(brokers);
+            topic = json!(t);
+        }
+        _ => {}
     }
     json!({
         "name": s.name(),
         "kind": s.spec.kind.name(),
         "address": address,
+        "topic": topic,
+        "offsets": s.kafka_offsets(),
         "format": s.spec.format.name(),
         "schema": crate::engine::schema_json(s.schema()),
         "sql": s.spec.sql,

@@ -134,8 +134,10 @@ pub struct Engine {
     catalog_dirty: bool,
     /// The batch time of the last checkpoint written or restored.
     last_checkpoint: Option<BatchTime>,
-    /// While restoring: each source's position in its write-ahead log.
+    /// While restoring: each source's position in its write-ahead log, and a
+    /// Kafka source's offsets.
     restore_positions: BTreeMap<String, u64>,
+    restore_offsets: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl Engine {
@@ -156,6 +158,7 @@ impl Engine {
             catalog_dirty: false,
             last_checkpoint: None,
             restore_positions: BTreeMap::new(),
+            restore_offsets: BTreeMap::new(),
         }
     }
 
@@ -265,11 +268,13 @@ impl Engine {
         let manifest = self.write_checkpoint(&dir, t).await?;
         self.catalog_dirty = false;
         self.last_checkpoint = Some(t);
-        // The log up to the positions is covered now.
-        for (s, p) in self.sources.iter().zip(&manifest.sources) {
+        // The log up to the positions is covered now; Kafka offsets may go to
+        // the consumer group.
+        for (s, p) in self.sources.iter_mut().zip(&manifest.sources) {
             if let Some(wal) = s.handle.wal() {
                 wal.truncate(p.wal_seq).await;
             }
+            s.feeder.on_checkpoint(&s.handle);
         }
         Some(manifest)
     }
@@ -318,6 +323,7 @@ impl Engine {
             .map(|s| SourcePosition {
                 name: s.handle.name().to_string(),
                 wal_seq: s.handle.position(),
+                kafka_offsets: s.handle.kafka_offsets(),
             })
             .collect();
         match checkpoint_io::write(dir, t.millis(), self.catalog.clone(), positions, snapshots) {
@@ -352,6 +358,11 @@ impl Engine {
             .iter()
             .map(|p| (p.name.clone(), p.wal_seq))
             .collect();
+        self.restore_offsets = manifest
+            .sources
+            .iter()
+            .map(|p| (p.name.clone(), p.kafka_offsets.clone()))
+            .collect();
         for entry in &manifest.catalog {
             // Sources start now: a generator makes no rows for the downtime.
             let zero = if entry.kind == "source" {
@@ -364,6 +375,7 @@ impl Engine {
             self.zero_override = None;
             if let Err(f) = result {
                 self.restore_positions.clear();
+                self.restore_offsets.clear();
                 return Err(format!(
                     "cannot recreate {} '{}': {}",
                     entry.kind, entry.name, f.error.message
@@ -371,6 +383,7 @@ impl Engine {
             }
         }
         self.restore_positions.clear();
+        self.restore_offsets.clear();
         for file in &manifest.files {
             let watch = Stopwatch::start();
             let batches = checkpoint_io::read(&found.dir, &file.file).map_err(|e| e.to_string())?;

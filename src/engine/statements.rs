@@ -119,8 +119,32 @@ impl Engine {
             SourceFrom::Tcp { addr } => SourceKind::Tcp { addr },
             SourceFrom::Http => SourceKind::Http,
             SourceFrom::Generator => SourceKind::Generator,
+            SourceFrom::Kafka { brokers, topic } => SourceKind::Kafka { brokers, topic },
         };
-        if kind != SourceKind::Generator {
+        // A Kafka source's table has the metadata columns after the declared ones.
+        let schema = if let SourceKind::Kafka { .. } = kind {
+            let meta = source::kafka::metadata_fields();
+            if let Some(clash) = schema
+                .fields()
+                .iter()
+                .find(|f| meta.iter().any(|m| m.name() == f.name()))
+            {
+                return Err(SqlError::at(
+                    format!(
+                        "column '{}' is a metadata column of every Kafka source; give the declared column another name",
+                        clash.name()
+                    ),
+                    create.name.at,
+                ));
+            }
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(meta);
+            Arc::new(Schema::new(fields))
+        } else {
+            schema
+        };
+        if !matches!(kind, SourceKind::Generator | SourceKind::Kafka { .. }) {
             if let Some((key, _)) = create.options.first() {
                 return Err(SqlError::at(
                     format!(
@@ -141,7 +165,9 @@ impl Engine {
         };
         // The write-ahead log first: a generator resumes after the last batch it
         // logged, whose rows are replayed rather than made again.
-        let log = match (&self.config.data_dir, self.config.wal) {
+        // Kafka replays from its offsets: no log.
+        let logged = !matches!(spec.kind, SourceKind::Kafka { .. });
+        let log = match (&self.config.data_dir, self.config.wal && logged) {
             (Some(dir), true) => {
                 let position = self.restore_positions.get(&spec.name).copied().unwrap_or(0);
                 let opened = wal::open(
@@ -173,12 +199,19 @@ impl Engine {
             Some(logged) => logged.max(self.zero_time()),
             None => self.zero_time(),
         };
-        let mut feeder = source::build(&spec, zero).map_err(|m| SqlError::at(m, create.name.at))?;
+        let offsets = self
+            .restore_offsets
+            .get(&spec.name)
+            .cloned()
+            .unwrap_or_default();
+        let mut feeder = source::build(&spec, zero, offsets.clone())
+            .map_err(|m| SqlError::at(m, create.name.at))?;
         let handle = Arc::new(SourceHandle::new(
             spec,
             self.clock.clone(),
             self.config.source_limits,
         ));
+        handle.restore_kafka_offsets(offsets);
         if let Some((position, mut opened)) = log {
             handle.replay(position, std::mem::take(&mut opened.replay));
             handle.attach_wal(Wal::start(opened, Arc::downgrade(&handle), handle.name()));

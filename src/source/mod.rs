@@ -15,6 +15,7 @@
 pub mod decode;
 pub mod framing;
 pub mod generator;
+pub mod kafka;
 pub mod tcp;
 pub mod wal;
 
@@ -44,6 +45,8 @@ pub enum SourceKind {
     Http,
     /// Built-in demo data.
     Generator,
+    /// Every partition of a Kafka topic.
+    Kafka { brokers: String, topic: String },
 }
 
 impl SourceKind {
@@ -52,6 +55,7 @@ impl SourceKind {
             SourceKind::Tcp { .. } => "tcp",
             SourceKind::Http => "http",
             SourceKind::Generator => "generator",
+            SourceKind::Kafka { .. } => "kafka",
         }
     }
 }
@@ -99,14 +103,28 @@ pub trait Source: Send + Sync + 'static {
     fn on_seal(&mut self, _t: BatchTime, _handle: &SourceHandle) -> Option<RecordBatch> {
         None
     }
+
+    /// Called once a checkpoint holding the source's positions is durable.
+    fn on_checkpoint(&mut self, _handle: &SourceHandle) {}
 }
 
-/// Builds the feeder for a validated spec; `zero` is the grid point at creation.
-pub fn build(spec: &SourceSpec, zero: BatchTime) -> Result<Box<dyn Source>, String> {
+/// Builds the feeder for a validated spec; `zero` is the grid point at creation,
+/// `offsets` a Kafka source's offsets to resume from (a restored checkpoint's).
+pub fn build(
+    spec: &SourceSpec,
+    zero: BatchTime,
+    offsets: kafka::Offsets,
+) -> Result<Box<dyn Source>, String> {
     Ok(match &spec.kind {
         SourceKind::Tcp { addr } => Box::new(tcp::TcpSource::new(addr.clone())),
         SourceKind::Http => Box::new(HttpSource),
         SourceKind::Generator => Box::new(generator::Generator::new(spec, zero)?),
+        SourceKind::Kafka { brokers, topic } => Box::new(kafka::KafkaSource::new(
+            kafka::KafkaSpec::new(&spec.name, brokers, topic, &spec.options)?,
+            kafka::payload_schema(&spec.schema),
+            spec.format,
+            offsets,
+        )),
     })
 }
 
@@ -191,6 +209,17 @@ pub struct SourceHandle {
     wal: OnceLock<Wal>,
     /// The log sequence number of the last record sealed into a batch.
     position: AtomicU64,
+    /// A Kafka source's offsets: of the chunks buffered, and of those sealed.
+    kafka: Mutex<KafkaPositions>,
+}
+
+/// Offsets of a Kafka source's chunks. A chunk's offsets move from `pending` to
+/// `sealed` when a batch takes it (the batcher seals prefixes, in `seq` order).
+#[derive(Debug, Default)]
+struct KafkaPositions {
+    next_seq: u64,
+    pending: VecDeque<(u64, kafka::Offsets)>,
+    sealed: kafka::Offsets,
 }
 
 const BAD_SAMPLES: usize = 10;
@@ -198,7 +227,7 @@ const BAD_SAMPLES: usize = 10;
 impl SourceHandle {
     pub fn new(spec: SourceSpec, clock: Clock, limits: SourceLimits) -> SourceHandle {
         let initial = match spec.kind {
-            SourceKind::Tcp { .. } => SourceStatus::Connecting,
+            SourceKind::Tcp { .. } | SourceKind::Kafka { .. } => SourceStatus::Connecting,
             SourceKind::Http | SourceKind::Generator => SourceStatus::Connected,
         };
         SourceHandle {
@@ -215,7 +244,31 @@ impl SourceHandle {
             bad_total: AtomicU64::new(0),
             wal: OnceLock::new(),
             position: AtomicU64::new(0),
+            kafka: Mutex::new(KafkaPositions::default()),
         }
+    }
+
+    /// A Kafka source's offsets (next to read, per partition) of what batches
+    /// have taken: what a checkpoint stores.
+    pub fn kafka_offsets(&self) -> kafka::Offsets {
+        lock(&self.kafka).sealed.clone()
+    }
+
+    /// The offsets restored from a checkpoint.
+    pub fn restore_kafka_offsets(&self, offsets: kafka::Offsets) {
+        lock(&self.kafka).sealed = offsets;
+    }
+
+    /// Buffers a Kafka chunk that read partitions up to `offsets` (next offsets).
+    pub async fn deliver_offsets(&self, chunk: RecordBatch, offsets: kafka::Offsets) {
+        let seq = {
+            let mut k = lock(&self.kafka);
+            k.next_seq += 1;
+            let seq = k.next_seq;
+            k.pending.push_back((seq, offsets));
+            seq
+        };
+        self.push_logged(seq, None, chunk).await;
     }
 
     /// Routes this source's input through `wal` from now on.
@@ -423,6 +476,14 @@ impl SourceHandle {
         self.room.notify_waiters();
         if let Some(seq) = batch.last_seq.filter(|_| self.wal().is_some()) {
             self.position.store(seq, Ordering::Release);
+        }
+        if let (Some(seq), SourceKind::Kafka { .. }) = (batch.last_seq, &self.spec.kind) {
+            let mut k = lock(&self.kafka);
+            while k.pending.front().is_some_and(|(s, _)| *s <= seq) {
+                if let Some((_, offsets)) = k.pending.pop_front() {
+                    k.sealed.extend(offsets);
+                }
+            }
         }
         if let Some(rows) = pulled.filter(|b| b.num_rows() > 0) {
             self.rows_total

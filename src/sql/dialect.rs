@@ -125,6 +125,7 @@ pub enum SourceFrom {
     Tcp { addr: String },
     Http,
     Generator,
+    Kafka { brokers: String, topic: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,10 +344,16 @@ impl StatementParser<'_> {
             }
             p.expect(&Token::Comma, "',' or ')' after a column definition")?;
         }
-        p.expect_word("FROM", "FROM TCP 'host:port', FROM HTTP or FROM GENERATOR")?;
+        p.expect_word(
+            "FROM",
+            "FROM TCP 'host:port', FROM HTTP, FROM GENERATOR or FROM KAFKA 'host:port' TOPIC 'name'",
+        )?;
         let kind_at = p.location();
         let kind = p.word().ok_or_else(|| {
-            SqlError::at("expected a source kind: TCP, HTTP or GENERATOR", kind_at)
+            SqlError::at(
+                "expected a source kind: TCP, HTTP, GENERATOR or KAFKA",
+                kind_at,
+            )
         })?;
         let from = match kind.as_str() {
             "TCP" => {
@@ -362,7 +369,23 @@ impl StatementParser<'_> {
             }
             "HTTP" => SourceFrom::Http,
             "GENERATOR" => SourceFrom::Generator,
-            "KAFKA" | "DIRECTORY" => {
+            "KAFKA" => {
+                let at = p.location();
+                let brokers =
+                    p.string("the brokers, as in 'localhost:9092' or 'host1:9092,host2:9092'")?;
+                if brokers.split(',').any(|b| !b.trim().contains(':')) {
+                    return Err(SqlError::at(
+                        format!(
+                            "Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"
+                        ),
+                        at,
+                    ));
+                }
+                p.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
+                let topic = p.string("the topic's name")?;
+                SourceFrom::Kafka { brokers, topic }
+            }
+            "DIRECTORY" => {
                 return Err(SqlError::at(
                     format!("{kind} sources are not available in this version of sluice"),
                     kind_at,
@@ -370,7 +393,7 @@ impl StatementParser<'_> {
             }
             other => {
                 return Err(SqlError::at(
-                    format!("unknown source kind '{other}'; use TCP, HTTP or GENERATOR"),
+                    format!("unknown source kind '{other}'; use TCP, HTTP, GENERATOR or KAFKA"),
                     kind_at,
                 ))
             }
@@ -1003,7 +1026,7 @@ mod tests {
         assert_eq!(
             err("CREATE SOURCE s (line TEXT) FROM FTP 'x'"),
             (
-                "unknown source kind 'FTP'; use TCP, HTTP or GENERATOR".into(),
+                "unknown source kind 'FTP'; use TCP, HTTP, GENERATOR or KAFKA".into(),
                 Some(1),
                 Some(34)
             )

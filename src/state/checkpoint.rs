@@ -60,6 +60,10 @@ pub struct SourcePosition {
     /// The write-ahead log sequence number of the last record in a batch the
     /// checkpoint covers; later records are replayed at recovery.
     pub wal_seq: u64,
+    /// A Kafka source's next offset per partition after the batches the
+    /// checkpoint covers; a restored source seeks there.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kafka_offsets: std::collections::BTreeMap<i32, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

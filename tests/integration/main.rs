@@ -1,11 +1,13 @@
 //! The one integration test binary (each extra binary relinks all of DataFusion).
-//! Modules: the `.slt` semantics runner, the HTTP API, real TCP peers, the CLI,
+//! Modules: the `.slt` semantics runner, the HTTP API, real TCP peers, a real
+//! Kafka-protocol broker, the CLI,
 //! and the examples in queries/.
 
 mod cli;
 mod common;
 mod examples;
 mod http_api;
+mod kafka;
 mod recovery;
 mod semantics;
 mod tcp;

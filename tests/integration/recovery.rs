@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
-struct Server {
-    child: Child,
-    base: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -22,7 +22,7 @@ impl Drop for Server {
 }
 
 /// A fresh data dir `sluice-<name>-<pid>` holding `init.sql` with `sql`.
-fn scratch(name: &str, sql: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn scratch(name: &str, sql: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -31,7 +31,7 @@ fn scratch(name: &str, sql: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     (dir, init)
 }
 
-fn start(dir: &std::path::Path, init: &std::path::Path) -> Server {
+pub fn start(dir: &std::path::Path, init: &std::path::Path) -> Server {
     start_with(dir, init, &[])
 }
 
@@ -86,7 +86,7 @@ fn start_with(dir: &std::path::Path, init: &std::path::Path, env: &[(&str, &str)
     }
 }
 
-async fn call(http: &reqwest::Client, method: &str, url: String, body: &str) -> Value {
+pub async fn call(http: &reqwest::Client, method: &str, url: String, body: &str) -> Value {
     let r = if method == "GET" {
         http.get(url)
     } else {
