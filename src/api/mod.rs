@@ -6,6 +6,7 @@
 mod clock;
 mod metrics;
 mod queries;
+mod sinks;
 mod sources;
 mod sql;
 
@@ -34,6 +35,8 @@ pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
         .route("/sql", post(sql::post_sql))
         .route("/sources", get(sources::list))
         .route("/sources/{name}", get(sources::show).post(sources::ingest))
+        .route("/sinks", get(sinks::list))
+        .route("/sinks/{name}", get(sinks::show))
         .route("/streams", get(queries::list_streams))
         .route("/streams/{name}", get(queries::show_stream))
         .route("/queries", get(queries::list))

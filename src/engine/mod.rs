@@ -83,6 +83,18 @@ impl Drop for SourceEntry {
     }
 }
 
+/// A running output sink; its task ends when the entry is dropped (DROP SINK).
+struct SinkEntry {
+    info: Arc<crate::sink::kafka::SinkInfo>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SinkEntry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// How a query runs each batch.
 enum Mode {
     /// No WINDOW clause (and every derived stream): the plan on the batch.
@@ -121,6 +133,7 @@ pub struct Engine {
     sources: Vec<SourceEntry>,
     streams: Vec<Runner>,
     queries: Vec<Runner>,
+    sinks: Vec<SinkEntry>,
     /// Counter for names of unnamed queries (`query_1`, ...).
     unnamed: u64,
     last_tick: Option<BatchTime>,
@@ -150,6 +163,7 @@ impl Engine {
             sources: Vec::new(),
             streams: Vec::new(),
             queries: Vec::new(),
+            sinks: Vec::new(),
             unnamed: 0,
             last_tick: None,
             catalog: Vec::new(),

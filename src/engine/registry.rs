@@ -219,6 +219,7 @@ pub struct Registry {
     pub sources: RwLock<BTreeMap<String, Arc<SourceHandle>>>,
     pub streams: RwLock<BTreeMap<String, Arc<QueryInfo>>>,
     pub queries: RwLock<BTreeMap<String, Arc<QueryInfo>>>,
+    pub sinks: RwLock<BTreeMap<String, Arc<crate::sink::kafka::SinkInfo>>>,
     /// The last batch time run, or -1 before the first.
     last_batch: AtomicI64,
 }
@@ -230,6 +231,7 @@ impl Registry {
             sources: RwLock::default(),
             streams: RwLock::default(),
             queries: RwLock::default(),
+            sinks: RwLock::default(),
             last_batch: AtomicI64::new(-1),
         }
     }
@@ -252,6 +254,14 @@ impl Registry {
 
     pub fn all_queries(&self) -> Vec<Arc<QueryInfo>> {
         read(&self.queries).values().cloned().collect()
+    }
+
+    pub fn sink(&self, name: &str) -> Option<Arc<crate::sink::kafka::SinkInfo>> {
+        read(&self.sinks).get(name).cloned()
+    }
+
+    pub fn all_sinks(&self) -> Vec<Arc<crate::sink::kafka::SinkInfo>> {
+        read(&self.sinks).values().cloned().collect()
     }
 
     pub fn all_streams(&self) -> Vec<Arc<QueryInfo>> {

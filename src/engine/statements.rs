@@ -11,19 +11,21 @@ use serde_json::{json, Value};
 
 use super::registry::{read, write};
 use super::registry::{CumulativeInfo, WindowInfo};
-use super::{Engine, Mode, QueryInfo, QueryKind, Runner, SourceEntry, StatementFailure};
+use super::{Engine, Mode, QueryInfo, QueryKind, Runner, SinkEntry, SourceEntry, StatementFailure};
 use crate::exec::cumulative::Cumulative;
 use crate::exec::split::SplitPlans;
 use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::Slot;
+use crate::sink;
+use crate::sink::kafka::{KafkaTarget, SinkInfo};
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
 use crate::source::wal::{self, Wal};
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
 use crate::sql::dialect::Emit;
 use crate::sql::dialect::{
-    self, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError, Statement,
-    Window,
+    self, CreateSink, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError,
+    Statement, Window,
 };
 use crate::sql::planner::{self, Compiled, WindowPlan};
 use crate::state::window::{check_multiple, WindowSpec};
@@ -75,6 +77,7 @@ impl Engine {
             } => self.drop_object(kind, name, if_exists),
             Statement::Show(kind) => Ok(self.show(kind)),
             Statement::Explain(body) => self.explain(body).await,
+            Statement::CreateSink(create) => self.create_sink(create, parsed.sql),
         };
         result.map_err(|e| e.or_at(at))
     }
@@ -87,6 +90,8 @@ impl Engine {
             Some(ObjectKind::Stream)
         } else if self.queries.iter().any(|s| s.info.name == name) {
             Some(ObjectKind::Query)
+        } else if self.sinks.iter().any(|s| s.info.name == name) {
+            Some(ObjectKind::Sink)
         } else {
             None
         }
@@ -237,6 +242,60 @@ impl Engine {
             task,
             slot: Arc::new(Slot::default()),
         });
+        Ok(result)
+    }
+
+    fn create_sink(&mut self, create: CreateSink, sql: String) -> Result<Value, SqlError> {
+        self.ensure_free(&create.name)?;
+        let Some(query) = self.registry.query(&create.query.value) else {
+            let what = match self.kind_of(&create.query.value) {
+                Some(kind) => format!(
+                    "'{}' is a {}, not a query; a sink writes a query's results",
+                    create.query.value,
+                    kind.name()
+                ),
+                None => format!("unknown query '{}'", create.query.value),
+            };
+            return Err(SqlError::at(what, create.query.at));
+        };
+        if let Some(key) = &create.key {
+            if query.schema.field_with_name(&key.value).is_err() {
+                let columns: Vec<&str> = query
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                return Err(SqlError::at(
+                    format!(
+                        "query '{}' has no column '{}' to key messages with; its columns: {}",
+                        create.query.value,
+                        key.value,
+                        columns.join(", ")
+                    ),
+                    key.at,
+                ));
+            }
+        }
+        let target = KafkaTarget {
+            brokers: create.brokers,
+            topic: create.topic,
+            key: create.key.map(|k| k.value),
+        };
+        let info = Arc::new(SinkInfo::new(
+            create.name.value.clone(),
+            create.query.value.clone(),
+            target,
+            sql.clone(),
+        ));
+        // Results from the next batch on (after a restore: the batches run again).
+        let task = sink::kafka::start(Arc::clone(&info), query, self.last_tick)
+            .map_err(|m| SqlError::at(m, create.name.at))?;
+        write(&self.registry.sinks).insert(info.name.clone(), Arc::clone(&info));
+        let zero = self.zero_time();
+        self.remember("sink", &info.name, sql, zero);
+        let result = json!({"statement": "CREATE SINK", "name": info.name, "query": info.query, "topic": info.target.topic});
+        self.sinks.push(SinkEntry { info, task });
         Ok(result)
     }
 
@@ -455,7 +514,24 @@ impl Engine {
             }
             Some(_) => {}
         }
-        if kind != ObjectKind::Query {
+        let sinks: Vec<String> = self
+            .sinks
+            .iter()
+            .filter(|s| s.info.query == name.value)
+            .map(|s| format!("sink '{}'", s.info.name))
+            .collect();
+        if !sinks.is_empty() {
+            return Err(SqlError::at(
+                format!(
+                    "cannot drop {} '{}': it is read by {}; drop those first",
+                    kind.name(),
+                    name.value,
+                    sinks.join(", ")
+                ),
+                name.at,
+            ));
+        }
+        if !matches!(kind, ObjectKind::Query | ObjectKind::Sink) {
             let readers: Vec<String> = self
                 .streams
                 .iter()
@@ -511,6 +587,10 @@ impl Engine {
                 self.queries.retain(|s| s.info.name != name.value);
                 write(&self.registry.queries).remove(&name.value);
             }
+            ObjectKind::Sink => {
+                self.sinks.retain(|s| s.info.name != name.value);
+                write(&self.registry.sinks).remove(&name.value);
+            }
         }
         self.forget(&name.value);
         Ok(done)
@@ -538,11 +618,16 @@ impl Engine {
                 .values()
                 .map(|q| query_row(q))
                 .collect(),
+            ObjectKind::Sink => read(&self.registry.sinks)
+                .values()
+                .map(|s| s.describe())
+                .collect(),
         };
         let what = match kind {
             ObjectKind::Source => "SOURCES",
             ObjectKind::Stream => "STREAMS",
             ObjectKind::Query => "QUERIES",
+            ObjectKind::Sink => "SINKS",
         };
         json!({"statement": format!("SHOW {what}"), "rows": rows})
     }

@@ -1,8 +1,8 @@
-//! Where results go: the per-query result store (poll and subscribe) and the JSON
-//! rendering of result rows. Output sinks (files, Kafka, PostgreSQL, ...) will
-//! live here too.
+//! Where results go: the per-query result store (poll and subscribe), the JSON
+//! rendering of result rows, and output sinks (Kafka).
 
 pub mod json;
+pub mod kafka;
 pub mod results;
 
 pub use results::{ResultBatch, ResultStore, Retention};

@@ -99,6 +99,7 @@ pub enum ObjectKind {
     Source,
     Stream,
     Query,
+    Sink,
 }
 
 impl ObjectKind {
@@ -107,6 +108,7 @@ impl ObjectKind {
             ObjectKind::Source => "source",
             ObjectKind::Stream => "stream",
             ObjectKind::Query => "query",
+            ObjectKind::Sink => "sink",
         }
     }
 }
@@ -187,6 +189,17 @@ pub enum Statement {
     },
     Show(ObjectKind),
     Explain(QueryBody),
+    CreateSink(CreateSink),
+}
+
+/// `CREATE SINK name FROM query INTO KAFKA 'brokers' TOPIC 't' [FORMAT JSON] [KEY column]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateSink {
+    pub name: Name,
+    pub query: Name,
+    pub brokers: String,
+    pub topic: String,
+    pub key: Option<Name>,
 }
 
 /// One statement of a request.
@@ -289,6 +302,7 @@ impl StatementParser<'_> {
             (Some("CREATE"), Some("SOURCE")) => self.create_source(),
             (Some("CREATE"), Some("STREAM")) => self.create_stream(),
             (Some("CREATE"), Some("QUERY")) => self.create_query(),
+            (Some("CREATE"), Some("SINK")) => self.create_sink(),
             (Some("CREATE"), Some("OR")) => Err(self.unsupported(
                 "CREATE OR REPLACE is not supported; DROP the object, then CREATE it again",
             )),
@@ -302,7 +316,7 @@ impl StatementParser<'_> {
                 Ok(Statement::CreateQuery { name: None, options: Vec::new(), body: self.query_body(0)? })
             }
             (Some("CREATE"), Some(other)) => Err(self.unsupported(&format!(
-                "CREATE {other} is not supported; sluice knows CREATE SOURCE, CREATE STREAM and CREATE QUERY"
+                "CREATE {other} is not supported; sluice knows CREATE SOURCE, CREATE STREAM, CREATE QUERY and CREATE SINK"
             ))),
             _ => Err(self.unsupported(&format!(
                 "unsupported statement '{}'; sluice knows CREATE SOURCE | STREAM | QUERY, SELECT, DROP, SHOW and EXPLAIN",
@@ -440,6 +454,64 @@ impl StatementParser<'_> {
         }))
     }
 
+    fn create_sink(self) -> Result<Statement, SqlError> {
+        let mut p = Cursor::new(self.parser(2));
+        let name = p.name("a sink name")?;
+        p.expect_word("FROM", "FROM and the query whose results the sink writes")?;
+        let query = p.name("the name of a query")?;
+        p.expect_word("INTO", "INTO KAFKA 'host:port' TOPIC 'name'")?;
+        let kind_at = p.location();
+        match p.word().as_deref() {
+            Some("KAFKA") => {}
+            Some(other @ ("LOG" | "FILES" | "PARQUET" | "WEBHOOK" | "POSTGRES")) => {
+                return Err(SqlError::at(
+                    format!(
+                        "{other} sinks are not available in this version of sluice; use INTO KAFKA"
+                    ),
+                    kind_at,
+                ))
+            }
+            _ => return Err(SqlError::at("expected a sink kind: KAFKA", kind_at)),
+        }
+        let at = p.location();
+        let brokers = p.string("the brokers, as in 'localhost:9092'")?;
+        if brokers.split(',').any(|b| !b.trim().contains(':')) {
+            return Err(SqlError::at(
+                format!("Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"),
+                at,
+            ));
+        }
+        p.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
+        let topic = p.string("the topic's name")?;
+        let mut key = None;
+        while !p.at_end() {
+            let at = p.location();
+            if p.word_is("FORMAT") {
+                let f_at = p.location();
+                if p.word().as_deref() != Some("JSON") {
+                    return Err(SqlError::at("a Kafka sink writes FORMAT JSON only", f_at));
+                }
+            } else if p.word_is("KEY") {
+                key = Some(p.name("the column whose value keys each message")?);
+            } else {
+                return Err(SqlError::at(
+                    format!(
+                        "unexpected {} after the sink definition; expected FORMAT JSON or KEY column",
+                        p.describe_next()
+                    ),
+                    at,
+                ));
+            }
+        }
+        Ok(Statement::CreateSink(CreateSink {
+            name,
+            query,
+            brokers,
+            topic,
+            key,
+        }))
+    }
+
     fn create_stream(self) -> Result<Statement, SqlError> {
         let mut p = Cursor::new(self.parser(2));
         let name = p.name("a stream name")?;
@@ -479,9 +551,10 @@ impl StatementParser<'_> {
             Some("SOURCE") => ObjectKind::Source,
             Some("STREAM") => ObjectKind::Stream,
             Some("QUERY") => ObjectKind::Query,
+            Some("SINK") => ObjectKind::Sink,
             _ => {
                 return Err(SqlError::at(
-                    "expected SOURCE, STREAM or QUERY after DROP",
+                    "expected SOURCE, STREAM, QUERY or SINK after DROP",
                     at,
                 ))
             }
@@ -508,9 +581,10 @@ impl StatementParser<'_> {
             Some("SOURCES") => ObjectKind::Source,
             Some("STREAMS") => ObjectKind::Stream,
             Some("QUERIES") => ObjectKind::Query,
+            Some("SINKS") => ObjectKind::Sink,
             _ => {
                 return Err(SqlError::at(
-                    "expected SOURCES, STREAMS or QUERIES after SHOW",
+                    "expected SOURCES, STREAMS, QUERIES or SINKS after SHOW",
                     at,
                 ))
             }
@@ -1215,7 +1289,7 @@ mod tests {
         assert!(matches!(one("EXPLAIN SELECT 1"), Statement::Explain(_)));
         assert_eq!(
             err("SHOW TABLES").0,
-            "expected SOURCES, STREAMS or QUERIES after SHOW"
+            "expected SOURCES, STREAMS, QUERIES or SINKS after SHOW"
         );
         assert_eq!(
             err("DROP QUERY a b").0,

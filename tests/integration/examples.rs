@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::common::{rows, TestServer};
 
-fn example(name: &str) -> String {
+pub fn example(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("queries")
         .join(name);
@@ -25,6 +25,9 @@ fn every_example_has_a_test() {
         "best_seller.sql",
         "global_wordcount.sql",
         "sales_totals.sql",
+        // In tests/integration/kafka.rs, against a real broker:
+        "kafka_wordcount.sql",
+        "kafka_sales.sql",
     ];
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();

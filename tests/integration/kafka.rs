@@ -8,7 +8,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{rows, TestServer};
+use crate::examples::example;
 use crate::recovery::{call, scratch, start};
 
 /// A broker in memory on a free local port; stopped (SIGINT) when dropped.
@@ -352,4 +353,160 @@ async fn a_broker_absent_at_start_is_retried_and_then_caught_up() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the source did not catch up after the broker started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_sink_writes_each_result_row_as_a_keyed_json_message() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    let broker = Broker::start();
+    broker.create_topic("out", 1);
+    let s = TestServer::start(1000).await;
+    s.ok(&format!(
+        "CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
+         CREATE QUERY totals AS SELECT k, sum(v) AS total FROM s GROUP BY k ORDER BY k;
+         CREATE SINK to_kafka FROM totals INTO KAFKA '{}' TOPIC 'out' FORMAT JSON KEY k;",
+        broker.addr
+    ))
+    .await;
+    s.post("/sources/s", "a,1\nb,2\na,3").await;
+    s.advance(1).await;
+    s.post("/sources/s", "c,5").await;
+    s.advance(1).await;
+    s.eventually("the sink produced 3 rows", || async {
+        let (_, sink) = s.get("/sinks/to_kafka").await;
+        sink["counters"]["rows"] == 3
+    })
+    .await;
+    let (_, sink) = s.get("/sinks/to_kafka").await;
+    assert_eq!(sink["counters"]["batches"], 2, "{sink}");
+    assert_eq!(sink["status"]["state"], "running");
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "sink-reader")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("out", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .expect("a message within 10 s")
+            .unwrap();
+        got.push((
+            String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+            serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default()).unwrap(),
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_string(), json!({"k": "a", "total": 4})),
+            ("b".to_string(), json!({"k": "b", "total": 2})),
+            ("c".to_string(), json!({"k": "c", "total": 5})),
+        ]
+    );
+    // A query read by a sink cannot be dropped before the sink.
+    let (status, body) = s.sql("DROP QUERY totals").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("read by sink 'to_kafka'"),
+        "{body}"
+    );
+    s.ok("DROP SINK to_kafka").await;
+    let shown = s.ok("SHOW SINKS").await;
+    assert_eq!(shown["results"][0]["rows"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_wordcount_example_counts_lines_from_every_partition() {
+    let broker = Broker::start();
+    broker.create_topic("lines", 3);
+    let producer = broker.producer();
+    for (i, line) in ["to be or not to be", "to see or not", "be"]
+        .iter()
+        .enumerate()
+    {
+        produce(&producer, "lines", i as i32, "", line).await;
+    }
+    let s = TestServer::start(1000).await;
+    s.ok(&example("kafka_wordcount.sql").replace("localhost:9092", &broker.addr))
+        .await;
+    s.eventually("3 lines received", || async {
+        let (_, src) = s.get("/sources/lines").await;
+        src["counters"]["rows"] == 3
+    })
+    .await;
+    s.advance(1).await;
+    let batch = &s.results("kafka_wordcount", None).await[0];
+    assert_eq!(
+        rows(batch),
+        ["be | 3", "to | 3", "not | 2", "or | 2", "see | 1"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_sales_example_totals_products_and_writes_them_back() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    let broker = Broker::start();
+    broker.create_topic("sales", 2);
+    broker.create_topic("product_totals", 1);
+    let producer = broker.producer();
+    let sales = [
+        ("store1", r#"{"product": "tea", "qty": 2, "price": 3.5}"#),
+        ("store2", r#"{"product": "tea", "qty": 1, "price": 3.5}"#),
+        ("store1", r#"{"product": "cake", "qty": 3, "price": 2.0}"#),
+    ];
+    for (i, (store, sale)) in sales.iter().enumerate() {
+        produce(&producer, "sales", (i % 2) as i32, store, sale).await;
+    }
+    let s = TestServer::start(1000).await;
+    s.ok(&example("kafka_sales.sql").replace("localhost:9092", &broker.addr))
+        .await;
+    s.eventually("3 sales received", || async {
+        let (_, src) = s.get("/sources/kafka_sales").await;
+        src["counters"]["rows"] == 3
+    })
+    .await;
+    s.advance(1).await;
+    let (_, state) = s.get("/queries/product_totals/state").await;
+    let totals: Vec<_> = state["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["last_sale"].is_string(), "{r}");
+            json!([r["product"], r["sold"], r["revenue"], r["orders"]])
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        [json!(["cake", 3, 6.0, 1]), json!(["tea", 3, 10.5, 2])]
+    );
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "totals-reader")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("product_totals", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut keys = Vec::new();
+    while keys.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+            .await
+            .expect("a message within 10 s")
+            .unwrap();
+        keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
+    }
+    assert_eq!(keys, ["cake", "tea"]);
 }
