@@ -15,6 +15,9 @@
 //!    checkpoint write and restore times.
 //! 6. The write-ahead log's cost: HTTP ingest throughput through a real server
 //!    (loopback, concurrent clients) with `--wal on` and `--wal off`.
+//! 7. Kafka: a word count fed from a local broker (tansu, as the tests use), at
+//!    1 s batches of the system clock: messages/s consumed, and the cost of a
+//!    checkpoint that holds the offsets.
 //!
 //! Build with `--release`; a debug build measures the debugger's patience.
 
@@ -51,10 +54,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     pub idle_batches: u32,
     /// Which measurements to run, comma-separated: wordcount, idle, windows,
-    /// best-seller, cumulative, wal.
+    /// best-seller, cumulative, wal, kafka.
     #[arg(
         long,
-        default_value = "wordcount,idle,windows,best-seller,cumulative,wal",
+        default_value = "wordcount,idle,windows,best-seller,cumulative,wal,kafka",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
@@ -82,6 +85,9 @@ pub struct BenchArgs {
     /// WAL bench: seconds measured per setting.
     #[arg(long, default_value_t = 4)]
     pub wal_seconds: u64,
+    /// Kafka bench: messages produced (8-word lines) before consuming.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub kafka_messages: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -108,6 +114,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if run("wal") {
         wal_section(&args).await?;
+    }
+    if run("kafka") {
+        kafka_section(&args).await?;
     }
     Ok(())
 }
@@ -713,4 +722,193 @@ async fn http_ingest(
         rows_per_s: sent as f64 / elapsed,
         latency_ms: waited_us as f64 / requests.max(1) as f64 / 1e3,
     })
+}
+
+/// A tansu broker for the bench, stopped (SIGINT) when dropped.
+struct BenchBroker {
+    child: std::process::Child,
+    addr: String,
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl BenchBroker {
+    fn start() -> anyhow::Result<BenchBroker> {
+        let bin = std::env::var_os("SLUICE_TANSU")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                    .join(".cache/sluice-tools/bin/tansu")
+            });
+        anyhow::ensure!(
+            bin.exists(),
+            "no Kafka broker at {}: run scripts/install-broker.sh",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = std::env::temp_dir().join(format!("sluice-bench-broker-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let url = format!("tcp://{addr}");
+        let child = std::process::Command::new(&bin)
+            .args(["broker", "--silent", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let broker = BenchBroker {
+            child,
+            addr,
+            bin,
+            dir,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&broker.addr).is_ok() {
+                return Ok(broker);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        anyhow::bail!("the broker did not listen on {}", broker.addr)
+    }
+
+    fn create_topic(&self, topic: &str, partitions: u32) -> anyhow::Result<()> {
+        let status = std::process::Command::new(&self.bin)
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://{}", self.addr)])
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "tansu topic create {topic} failed");
+        Ok(())
+    }
+}
+
+impl Drop for BenchBroker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn kafka_section(args: &BenchArgs) -> anyhow::Result<()> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    let n = args.kafka_messages;
+    let broker = BenchBroker::start()?;
+    broker.create_topic("bench", 3)?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let lines = payload(n);
+    let mut deliveries = Vec::with_capacity(n);
+    for (i, line) in lines
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let mut record = FutureRecord::<(), [u8]>::to("bench")
+            .partition((i % 3) as i32)
+            .payload(line);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    for d in deliveries {
+        d.await
+            .map_err(|_| anyhow::anyhow!("a delivery was cancelled"))?
+            .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
+    }
+
+    let clock = Clock::system(Interval::from_millis(1000).map_err(anyhow::Error::msg)?);
+    let (engine, _task) = engine::spawn(Engine::new(
+        clock,
+        EngineConfig {
+            parallelism: 1,
+            ..EngineConfig::default()
+        },
+    ));
+    let watch = Stopwatch::start();
+    sql(
+        &engine,
+        &format!(
+            "CREATE SOURCE lines (line TEXT) FROM KAFKA '{}' TOPIC 'bench' FORMAT LINES WITH (start = 'earliest')",
+            broker.addr
+        ),
+    )
+    .await?;
+    sql(
+        &engine,
+        "CREATE STREAM words AS SELECT unnest(string_to_array(line, ' ')) AS word FROM lines",
+    )
+    .await?;
+    sql(
+        &engine,
+        "CREATE QUERY wc AS SELECT word, count(*) AS n FROM words GROUP BY word",
+    )
+    .await?;
+    let source = engine
+        .registry
+        .source("lines")
+        .ok_or_else(|| anyhow::anyhow!("no source"))?;
+    let query = engine
+        .registry
+        .query("wc")
+        .ok_or_else(|| anyhow::anyhow!("no query"))?;
+    // All consumed, and sealed into batches (the offsets cover every message).
+    let deadline = Duration::from_secs(600);
+    loop {
+        let sealed: i64 = source.kafka_offsets().values().sum();
+        if sealed as usize >= n {
+            break;
+        }
+        anyhow::ensure!(
+            watch.elapsed_us() < deadline.as_micros() as u64,
+            "consumed only {sealed} of {n} messages in {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = watch.elapsed_us() as f64 / 1e6;
+    let m = query.metrics();
+    let dir = std::env::temp_dir().join(format!("sluice-bench-kafka-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ckpt = Stopwatch::start();
+    let manifest = checkpoint_engine(&engine, &dir).await?;
+    let ckpt_ms = ckpt.elapsed_us() as f64 / 1e3;
+    let _ = std::fs::remove_dir_all(&dir);
+    let offsets: usize = manifest.sources.iter().map(|s| s.kafka_offsets.len()).sum();
+    println!("\n## Kafka: word count fed from a local broker, 1 s batches\n");
+    println!("| messages (8-word lines) | partitions | seconds to consume and seal | messages/s | batches | mean query time per batch | checkpoint with offsets |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {n} | 3 | {seconds:.2} | {:.0} | {} | {:.1} ms | {ckpt_ms:.1} ms ({offsets} partition offsets) |",
+        n as f64 / seconds,
+        m.batches,
+        m.processing_us_total as f64 / m.batches.max(1) as f64 / 1e3
+    );
+    Ok(())
 }

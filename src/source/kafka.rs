@@ -277,7 +277,10 @@ impl Receiver {
                         .bytes_total
                         .fetch_add(value.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     offsets.insert(message.partition(), message.offset() + 1);
+                    let before = decoder.rows();
                     match decoder.push(value) {
+                        // A blank value (or a tombstone) makes no row.
+                        Ok(()) if decoder.rows() == before => {}
                         Ok(()) => meta.push(
                             message
                                 .key()

@@ -949,7 +949,12 @@ impl Cursor {
             return Ok(options);
         }
         loop {
-            let key = self.name("an option name")?;
+            let mut key = self.name("an option name")?;
+            // Dotted names pass properties through: kafka.client.id = 'x'.
+            while self.inner.consume_token(&Token::Period) {
+                let part = self.name("the rest of a dotted option name")?;
+                key.value = format!("{}.{}", key.value, part.value);
+            }
             self.expect(&Token::Eq, &format!("'=' after option '{}'", key.value))?;
             let at = self.location();
             let value = match self.inner.next_token().token {
@@ -1270,6 +1275,29 @@ mod tests {
         assert!(err("CREATE STREAM x AS SELECT 1 WINDOW TUMBLING 1s")
             .0
             .contains("cannot have a WINDOW"));
+    }
+
+    #[test]
+    fn dotted_option_names_pass_through() {
+        let Statement::CreateSource(s) = one(
+            "CREATE SOURCE k (v TEXT) FROM KAFKA 'b:9092' TOPIC 't' WITH (kafka.client.id = 'me', start = 'earliest')",
+        ) else {
+            panic!("not a source")
+        };
+        assert_eq!(
+            s.options,
+            vec![
+                ("kafka.client.id".to_string(), "me".to_string()),
+                ("start".to_string(), "earliest".to_string())
+            ]
+        );
+        assert_eq!(
+            s.from,
+            SourceFrom::Kafka {
+                brokers: "b:9092".into(),
+                topic: "t".into()
+            }
+        );
     }
 
     #[test]

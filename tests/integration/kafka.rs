@@ -141,7 +141,8 @@ async fn kafka_source_reads_every_partition_with_metadata_and_counts_bad_message
     let broker = Broker::start();
     broker.create_topic("words", 3);
     let producer = broker.producer();
-    // 300 keyed JSON messages, 100 per partition, and 3 bad ones in partition 0.
+    // 300 keyed JSON messages, 100 per partition, 3 bad ones in partition 0 and
+    // an empty one in partition 1.
     for i in 0..300i64 {
         let value = json!({"word": format!("w{}", i % 5), "n": i}).to_string();
         produce(
@@ -156,6 +157,8 @@ async fn kafka_source_reads_every_partition_with_metadata_and_counts_bad_message
     for bad in ["not json", "{\"word\": ", "{\"n\": \"x\"}"] {
         produce(&producer, "words", 0, "bad", bad).await;
     }
+    // An empty value (as a tombstone has) makes no row and is no bad record.
+    produce(&producer, "words", 1, "empty", "").await;
 
     let s = TestServer::start(1000).await;
     s.ok(&format!(
@@ -187,7 +190,7 @@ async fn kafka_source_reads_every_partition_with_metadata_and_counts_bad_message
     assert_eq!(state["rows"], json!(expected));
     // The sealed offsets: what a checkpoint would store (next offset per partition).
     let (_, src) = s.get("/sources/ks").await;
-    assert_eq!(src["offsets"], json!({"0": 103, "1": 100, "2": 100}));
+    assert_eq!(src["offsets"], json!({"0": 103, "1": 101, "2": 100}));
 }
 
 /// The words state of the binary at `base`, as (word, count) pairs.
