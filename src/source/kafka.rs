@@ -25,8 +25,10 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
@@ -122,7 +124,7 @@ pub struct KafkaSource {
     /// Offsets to resume from (a restored checkpoint's), per partition.
     resume: Offsets,
     /// The consumer once connected, for committing offsets after checkpoints.
-    consumer: Arc<Mutex<Option<Arc<StreamConsumer>>>>,
+    consumer: Arc<Mutex<Option<Arc<Kafka>>>>,
 }
 
 impl KafkaSource {
@@ -177,6 +179,28 @@ impl Source for KafkaSource {
     }
 }
 
+/// Reports librdkafka's client errors (a broker gone, all brokers down) in the
+/// source's status; the consumer itself reconnects.
+pub struct StatusContext {
+    handle: std::sync::Weak<SourceHandle>,
+}
+
+impl ClientContext for StatusContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(handle) = self.handle.upgrade() {
+            tracing::warn!(source = %handle.name(), "Kafka: {error}: {reason}");
+            handle.set_status(SourceStatus::Retrying {
+                error: format!("Kafka: {reason}"),
+                attempts: 1,
+            });
+        }
+    }
+}
+
+impl ConsumerContext for StatusContext {}
+
+type Kafka = StreamConsumer<StatusContext>;
+
 /// Messages gathered into one chunk at most.
 const CHUNK_ROWS: usize = 10_000;
 /// A chunk is delivered when no message came for this long.
@@ -190,7 +214,7 @@ struct Receiver {
     format: Format,
     /// Next offset per partition of what was delivered (or restored).
     delivered: Offsets,
-    consumer: Arc<Mutex<Option<Arc<StreamConsumer>>>>,
+    consumer: Arc<Mutex<Option<Arc<Kafka>>>>,
 }
 
 impl Receiver {
@@ -198,7 +222,7 @@ impl Receiver {
         let mut backoff = BACKOFF_FIRST;
         let mut attempts = 0u64;
         loop {
-            let error = match self.connect().await {
+            let error = match self.connect(&handle).await {
                 Ok(consumer) => {
                     tracing::info!(source = %handle.name(), brokers = %self.spec.brokers, topic = %self.spec.topic, "consuming");
                     handle.set_status(SourceStatus::Connected);
@@ -221,7 +245,7 @@ impl Receiver {
 
     /// Creates the consumer and assigns every partition of the topic at its
     /// starting offset.
-    async fn connect(&self) -> Result<Arc<StreamConsumer>, String> {
+    async fn connect(&self, handle: &Arc<SourceHandle>) -> Result<Arc<Kafka>, String> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.spec.brokers)
@@ -238,8 +262,11 @@ impl Receiver {
         for (key, value) in &self.spec.properties {
             config.set(key, value);
         }
-        let consumer: StreamConsumer = config
-            .create()
+        let context = StatusContext {
+            handle: Arc::downgrade(handle),
+        };
+        let consumer: Kafka = config
+            .create_with_context(context)
             .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
         let consumer = Arc::new(consumer);
         let (topic, delivered, start) = (
@@ -256,7 +283,7 @@ impl Receiver {
     }
 
     /// Reads until the consumer reports an error that is not transient.
-    async fn consume(&mut self, consumer: &StreamConsumer, handle: &SourceHandle) -> String {
+    async fn consume(&mut self, consumer: &Kafka, handle: &SourceHandle) -> String {
         let mut decoder = match Decoder::new(Arc::clone(&self.payload), self.format) {
             Ok(d) => d,
             Err(e) => return e,
@@ -317,6 +344,10 @@ impl Receiver {
                 for (p, o) in &offsets {
                     self.delivered.insert(*p, *o);
                 }
+                // Messages flow: whatever a client error said before is over.
+                if handle.status() != SourceStatus::Connected {
+                    handle.set_status(SourceStatus::Connected);
+                }
                 handle
                     .deliver_offsets(chunk, std::mem::take(&mut offsets))
                     .await;
@@ -327,12 +358,7 @@ impl Receiver {
 
 /// Assigns every partition of `topic`: at the delivered (or restored) offset,
 /// else at the group's committed offset, else at `start`.
-fn assign(
-    consumer: &StreamConsumer,
-    topic: &str,
-    delivered: &Offsets,
-    start: Start,
-) -> Result<(), String> {
+fn assign(consumer: &Kafka, topic: &str, delivered: &Offsets, start: Start) -> Result<(), String> {
     let timeout = Duration::from_secs(5);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)

@@ -14,7 +14,7 @@ use crate::recovery::{call, scratch, start};
 
 /// A broker in memory on a free local port; stopped (SIGINT) when dropped.
 pub struct Broker {
-    child: Child,
+    pub child: Child,
     pub addr: String,
     bin: std::path::PathBuf,
     _dir: TempDir,
@@ -512,4 +512,60 @@ async fn the_kafka_sales_example_totals_products_and_writes_them_back() {
         keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
     }
     assert_eq!(keys, ["cake", "tea"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_unreachable_mid_run_is_reported_and_consumption_resumes() {
+    let broker = Broker::start();
+    broker.create_topic("flaky", 1);
+    let producer = broker.producer();
+    for i in 0..10i64 {
+        produce(&producer, "flaky", 0, "k", &json!({"n": i}).to_string()).await;
+    }
+    let s = TestServer::start(1000).await;
+    s.ok(&format!(
+        "CREATE SOURCE ks (n BIGINT) FROM KAFKA '{}' TOPIC 'flaky' FORMAT JSON
+             WITH (start = 'earliest', kafka.socket.timeout.ms = '1500');
+         CREATE QUERY total AS SELECT count(*) AS c FROM ks WINDOW CUMULATIVE;",
+        broker.addr
+    ))
+    .await;
+    s.eventually("10 rows", || async {
+        let (_, src) = s.get("/sources/ks").await;
+        src["counters"]["rows"] == 10
+    })
+    .await;
+    // The broker stops answering (SIGSTOP: its connections hang, as behind a
+    // dead network), then comes back (SIGCONT) with its data.
+    let pid = broker.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let mut reported = false;
+    for _ in 0..500 {
+        let (_, src) = s.get("/sources/ks").await;
+        if src["status"]["state"] == "retrying" {
+            reported = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The engine keeps ticking meanwhile.
+    let ticked = s.advance(2).await;
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert!(reported, "the source did not report the unreachable broker");
+    assert_eq!(ticked, vec![1000, 2000]);
+    for i in 10..20i64 {
+        produce(&producer, "flaky", 0, "k", &json!({"n": i}).to_string()).await;
+    }
+    for _ in 0..1000 {
+        let (_, src) = s.get("/sources/ks").await;
+        if src["counters"]["rows"] == 20 && src["status"]["state"] == "connected" {
+            s.advance(1).await;
+            let (_, state) = s.get("/queries/total/state").await;
+            assert_eq!(state["rows"], json!([{"c": 20}]));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, src) = s.get("/sources/ks").await;
+    panic!("consumption did not resume after the broker came back: {src}");
 }
