@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// acknowledged row is lost or counted twice after a crash; off trades that for speed.
     #[arg(long, value_enum, default_value = "on")]
     pub wal: OnOff,
+    /// A directory (besides --data-dir) that file sinks may write under; repeatable.
+    #[arg(long = "allow-path")]
+    pub allow_path: Vec<PathBuf>,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -132,6 +135,7 @@ impl ServeArgs {
         engine.data_dir = Some(self.data_dir.clone());
         engine.checkpoint_interval = self.checkpoint_interval;
         engine.wal = self.wal == OnOff::On;
+        engine.allowed_paths = self.allow_path.clone();
         engine.retention = Retention {
             max_batches: nonzero(self.retain_batches, "retain-batches")?,
             max_bytes: self.retain_bytes,

@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod exec;
+pub mod paths;
 pub mod server;
 pub mod sink;
 pub mod source;

@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub checkpoint_interval: u64,
     /// Log received rows before they count (needs `data_dir`; default on).
     pub wal: bool,
+    /// Roots besides `data_dir` that file sinks may write under (`--allow-path`).
+    pub allowed_paths: Vec<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +66,7 @@ impl Default for EngineConfig {
             data_dir: None,
             checkpoint_interval: 10,
             wal: true,
+            allowed_paths: Vec::new(),
         }
     }
 }
@@ -85,7 +88,7 @@ impl Drop for SourceEntry {
 
 /// A running output sink; its task ends when the entry is dropped (DROP SINK).
 struct SinkEntry {
-    info: Arc<crate::sink::kafka::SinkInfo>,
+    info: Arc<crate::sink::output::SinkInfo>,
     task: JoinHandle<()>,
 }
 

@@ -219,7 +219,7 @@ pub struct Registry {
     pub sources: RwLock<BTreeMap<String, Arc<SourceHandle>>>,
     pub streams: RwLock<BTreeMap<String, Arc<QueryInfo>>>,
     pub queries: RwLock<BTreeMap<String, Arc<QueryInfo>>>,
-    pub sinks: RwLock<BTreeMap<String, Arc<crate::sink::kafka::SinkInfo>>>,
+    pub sinks: RwLock<BTreeMap<String, Arc<crate::sink::output::SinkInfo>>>,
     /// The last batch time run, or -1 before the first.
     last_batch: AtomicI64,
 }
@@ -256,11 +256,11 @@ impl Registry {
         read(&self.queries).values().cloned().collect()
     }
 
-    pub fn sink(&self, name: &str) -> Option<Arc<crate::sink::kafka::SinkInfo>> {
+    pub fn sink(&self, name: &str) -> Option<Arc<crate::sink::output::SinkInfo>> {
         read(&self.sinks).get(name).cloned()
     }
 
-    pub fn all_sinks(&self) -> Vec<Arc<crate::sink::kafka::SinkInfo>> {
+    pub fn all_sinks(&self) -> Vec<Arc<crate::sink::output::SinkInfo>> {
         read(&self.sinks).values().cloned().collect()
     }
 

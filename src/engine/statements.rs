@@ -17,15 +17,17 @@ use crate::exec::split::SplitPlans;
 use crate::exec::window::{PaneWindow, RawWindow};
 use crate::exec::Slot;
 use crate::sink;
-use crate::sink::kafka::{KafkaTarget, SinkInfo};
+use crate::sink::files::FileFormat;
+use crate::sink::kafka::KafkaTarget;
+use crate::sink::output::{SinkInfo, Target};
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
 use crate::source::wal::{self, Wal};
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
 use crate::sql::dialect::Emit;
 use crate::sql::dialect::{
-    self, CreateSink, CreateSource, Name, ObjectKind, Parsed, QueryBody, SourceFrom, SqlError,
-    Statement, Window,
+    self, CreateSink, CreateSource, Name, ObjectKind, Parsed, QueryBody, SinkInto, SourceFrom,
+    SqlError, Statement, Window,
 };
 use crate::sql::planner::{self, Compiled, WindowPlan};
 use crate::state::window::{check_multiple, WindowSpec};
@@ -258,29 +260,54 @@ impl Engine {
             };
             return Err(SqlError::at(what, create.query.at));
         };
-        if let Some(key) = &create.key {
-            if query.schema.field_with_name(&key.value).is_err() {
-                let columns: Vec<&str> = query
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect();
-                return Err(SqlError::at(
-                    format!(
-                        "query '{}' has no column '{}' to key messages with; its columns: {}",
-                        create.query.value,
-                        key.value,
-                        columns.join(", ")
-                    ),
-                    key.at,
-                ));
+        let target = match create.into {
+            SinkInto::Kafka {
+                brokers,
+                topic,
+                key,
+            } => {
+                if let Some(key) = &key {
+                    if query.schema.field_with_name(&key.value).is_err() {
+                        let columns: Vec<&str> = query
+                            .schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect();
+                        return Err(SqlError::at(
+                            format!(
+                                "query '{}' has no column '{}' to key messages with; its columns: {}",
+                                create.query.value,
+                                key.value,
+                                columns.join(", ")
+                            ),
+                            key.at,
+                        ));
+                    }
+                }
+                Target::Kafka(KafkaTarget {
+                    brokers,
+                    topic,
+                    key: key.map(|k| k.value),
+                })
             }
-        }
-        let target = KafkaTarget {
-            brokers: create.brokers,
-            topic: create.topic,
-            key: create.key.map(|k| k.value),
+            SinkInto::Log => Target::Log,
+            SinkInto::Files { prefix, at, csv } => {
+                let prefix = crate::paths::confine(
+                    &prefix,
+                    self.config.data_dir.as_deref(),
+                    &self.config.allowed_paths,
+                )
+                .map_err(|m| SqlError::at(m, at))?;
+                Target::Files {
+                    prefix,
+                    format: if csv {
+                        FileFormat::Csv
+                    } else {
+                        FileFormat::Json
+                    },
+                }
+            }
         };
         let info = Arc::new(SinkInfo::new(
             create.name.value.clone(),
@@ -289,12 +316,12 @@ impl Engine {
             sql.clone(),
         ));
         // Results from the next batch on (after a restore: the batches run again).
-        let task = sink::kafka::start(Arc::clone(&info), query, self.last_tick)
+        let task = sink::output::start(Arc::clone(&info), query, self.last_tick)
             .map_err(|m| SqlError::at(m, create.name.at))?;
         write(&self.registry.sinks).insert(info.name.clone(), Arc::clone(&info));
         let zero = self.zero_time();
         self.remember("sink", &info.name, sql, zero);
-        let result = json!({"statement": "CREATE SINK", "name": info.name, "query": info.query, "topic": info.target.topic});
+        let result = json!({"statement": "CREATE SINK", "name": info.name, "query": info.query, "kind": info.target.kind()});
         self.sinks.push(SinkEntry { info, task });
         Ok(result)
     }

@@ -1,8 +1,10 @@
 //! Where results go: the per-query result store (poll and subscribe), the JSON
-//! rendering of result rows, and output sinks (Kafka).
+//! rendering of result rows, and output sinks ([`output`]: Kafka, log, files).
 
+pub mod files;
 pub mod json;
 pub mod kafka;
+pub mod output;
 pub mod results;
 
 pub use results::{ResultBatch, ResultStore, Retention};

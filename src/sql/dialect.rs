@@ -192,14 +192,31 @@ pub enum Statement {
     CreateSink(CreateSink),
 }
 
-/// `CREATE SINK name FROM query INTO KAFKA 'brokers' TOPIC 't' [FORMAT JSON] [KEY column]`.
+/// `CREATE SINK name FROM query INTO <target>`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateSink {
     pub name: Name,
     pub query: Name,
-    pub brokers: String,
-    pub topic: String,
-    pub key: Option<Name>,
+    pub into: SinkInto,
+}
+
+/// The `INTO ...` of `CREATE SINK`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkInto {
+    /// `KAFKA 'brokers' TOPIC 't' [FORMAT JSON] [KEY column]`
+    Kafka {
+        brokers: String,
+        topic: String,
+        key: Option<Name>,
+    },
+    /// `LOG`
+    Log,
+    /// `FILES 'prefix' [FORMAT JSON | CSV]` (JSON by default)
+    Files {
+        prefix: String,
+        at: Location,
+        csv: bool,
+    },
 }
 
 /// One statement of a request.
@@ -459,57 +476,67 @@ impl StatementParser<'_> {
         let name = p.name("a sink name")?;
         p.expect_word("FROM", "FROM and the query whose results the sink writes")?;
         let query = p.name("the name of a query")?;
-        p.expect_word("INTO", "INTO KAFKA 'host:port' TOPIC 'name'")?;
+        p.expect_word("INTO", "INTO KAFKA, INTO LOG or INTO FILES")?;
         let kind_at = p.location();
-        match p.word().as_deref() {
-            Some("KAFKA") => {}
-            Some(other @ ("LOG" | "FILES" | "PARQUET" | "WEBHOOK" | "POSTGRES")) => {
+        let into = match p.word().as_deref() {
+            Some("KAFKA") => {
+                let at = p.location();
+                let brokers = p.string("the brokers, as in 'localhost:9092'")?;
+                if brokers.split(',').any(|b| !b.trim().contains(':')) {
+                    return Err(SqlError::at(
+                        format!("Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"),
+                        at,
+                    ));
+                }
+                p.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
+                let topic = p.string("the topic's name")?;
+                let mut key = None;
+                while !p.at_end() {
+                    let at = p.location();
+                    if p.word_is("FORMAT") {
+                        let f_at = p.location();
+                        if p.word().as_deref() != Some("JSON") {
+                            return Err(SqlError::at("a Kafka sink writes FORMAT JSON only", f_at));
+                        }
+                    } else if p.word_is("KEY") {
+                        key = Some(p.name("the column whose value keys each message")?);
+                    } else {
+                        return Err(SqlError::at(
+                            format!(
+                                "unexpected {} after the sink definition; expected FORMAT JSON or KEY column",
+                                p.describe_next()
+                            ),
+                            at,
+                        ));
+                    }
+                }
+                SinkInto::Kafka { brokers, topic, key }
+            }
+            Some("LOG") => SinkInto::Log,
+            Some("FILES") => {
+                let at = p.location();
+                let prefix = p.string("the files' path prefix, as in 'out/wordcount'")?;
+                let mut csv = false;
+                if p.word_is("FORMAT") {
+                    let f_at = p.location();
+                    csv = match p.word().as_deref() {
+                        Some("JSON") => false,
+                        Some("CSV") => true,
+                        _ => return Err(SqlError::at("a file sink writes FORMAT JSON or CSV", f_at)),
+                    };
+                }
+                SinkInto::Files { prefix, at, csv }
+            }
+            Some(other @ ("PARQUET" | "WEBHOOK" | "POSTGRES")) => {
                 return Err(SqlError::at(
-                    format!(
-                        "{other} sinks are not available in this version of sluice; use INTO KAFKA"
-                    ),
+                    format!("{other} sinks are not available in this version of sluice; use INTO KAFKA, LOG or FILES"),
                     kind_at,
                 ))
             }
-            _ => return Err(SqlError::at("expected a sink kind: KAFKA", kind_at)),
-        }
-        let at = p.location();
-        let brokers = p.string("the brokers, as in 'localhost:9092'")?;
-        if brokers.split(',').any(|b| !b.trim().contains(':')) {
-            return Err(SqlError::at(
-                format!("Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"),
-                at,
-            ));
-        }
-        p.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
-        let topic = p.string("the topic's name")?;
-        let mut key = None;
-        while !p.at_end() {
-            let at = p.location();
-            if p.word_is("FORMAT") {
-                let f_at = p.location();
-                if p.word().as_deref() != Some("JSON") {
-                    return Err(SqlError::at("a Kafka sink writes FORMAT JSON only", f_at));
-                }
-            } else if p.word_is("KEY") {
-                key = Some(p.name("the column whose value keys each message")?);
-            } else {
-                return Err(SqlError::at(
-                    format!(
-                        "unexpected {} after the sink definition; expected FORMAT JSON or KEY column",
-                        p.describe_next()
-                    ),
-                    at,
-                ));
-            }
-        }
-        Ok(Statement::CreateSink(CreateSink {
-            name,
-            query,
-            brokers,
-            topic,
-            key,
-        }))
+            _ => return Err(SqlError::at("expected a sink kind: KAFKA, LOG or FILES", kind_at)),
+        };
+        p.expect_end()?;
+        Ok(Statement::CreateSink(CreateSink { name, query, into }))
     }
 
     fn create_stream(self) -> Result<Statement, SqlError> {

@@ -10,5 +10,6 @@ mod http_api;
 mod kafka;
 mod recovery;
 mod semantics;
+mod sinks;
 mod tcp;
 mod windows;
