@@ -76,6 +76,9 @@ pub fn describe(s: &SourceHandle) -> Value {
             address = json!(brokers);
             topic = json!(t);
         }
+        crate::source::SourceKind::Directory { path } => {
+            address = json!(path.display().to_string());
+        }
         _ => {}
     }
     json!({
@@ -84,6 +87,7 @@ pub fn describe(s: &SourceHandle) -> Value {
         "address": address,
         "topic": topic,
         "offsets": s.kafka_offsets(),
+        "files_read": s.files_read().len(),
         "format": s.spec.format.name(),
         "schema": crate::engine::schema_json(s.schema()),
         "sql": s.spec.sql,

@@ -154,6 +154,7 @@ pub struct Engine {
     /// Kafka source's offsets.
     restore_positions: BTreeMap<String, u64>,
     restore_offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    restore_files: BTreeMap<String, Vec<String>>,
 }
 
 impl Engine {
@@ -176,6 +177,7 @@ impl Engine {
             last_checkpoint: None,
             restore_positions: BTreeMap::new(),
             restore_offsets: BTreeMap::new(),
+            restore_files: BTreeMap::new(),
         }
     }
 
@@ -341,6 +343,7 @@ impl Engine {
                 name: s.handle.name().to_string(),
                 wal_seq: s.handle.position(),
                 kafka_offsets: s.handle.kafka_offsets(),
+                files: s.handle.files_read().into_iter().collect(),
             })
             .collect();
         match checkpoint_io::write(dir, t.millis(), self.catalog.clone(), positions, snapshots) {
@@ -380,6 +383,11 @@ impl Engine {
             .iter()
             .map(|p| (p.name.clone(), p.kafka_offsets.clone()))
             .collect();
+        self.restore_files = manifest
+            .sources
+            .iter()
+            .map(|p| (p.name.clone(), p.files.clone()))
+            .collect();
         for entry in &manifest.catalog {
             // Sources start now: a generator makes no rows for the downtime.
             let zero = if entry.kind == "source" {
@@ -393,6 +401,7 @@ impl Engine {
             if let Err(f) = result {
                 self.restore_positions.clear();
                 self.restore_offsets.clear();
+                self.restore_files.clear();
                 return Err(format!(
                     "cannot recreate {} '{}': {}",
                     entry.kind, entry.name, f.error.message
@@ -401,6 +410,7 @@ impl Engine {
         }
         self.restore_positions.clear();
         self.restore_offsets.clear();
+        self.restore_files.clear();
         for file in &manifest.files {
             let watch = Stopwatch::start();
             let batches = checkpoint_io::read(&found.dir, &file.file).map_err(|e| e.to_string())?;

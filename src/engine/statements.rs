@@ -127,6 +127,24 @@ impl Engine {
             SourceFrom::Http => SourceKind::Http,
             SourceFrom::Generator => SourceKind::Generator,
             SourceFrom::Kafka { brokers, topic } => SourceKind::Kafka { brokers, topic },
+            SourceFrom::Directory { path, at } => {
+                let dir = crate::paths::confine(
+                    &path,
+                    self.config.data_dir.as_deref(),
+                    &self.config.allowed_paths,
+                )
+                .map_err(|m| SqlError::at(m, at))?;
+                if !dir.is_dir() {
+                    return Err(SqlError::at(
+                        format!(
+                            "directory '{path}' ({}) does not exist; create it first",
+                            dir.display()
+                        ),
+                        at,
+                    ));
+                }
+                SourceKind::Directory { path: dir }
+            }
         };
         // A Kafka source's table has the metadata columns after the declared ones.
         let schema = if let SourceKind::Kafka { .. } = kind {
@@ -172,8 +190,11 @@ impl Engine {
         };
         // The write-ahead log first: a generator resumes after the last batch it
         // logged, whose rows are replayed rather than made again.
-        // Kafka replays from its offsets: no log.
-        let logged = !matches!(spec.kind, SourceKind::Kafka { .. });
+        // Kafka replays from its offsets, a directory from its files: no log.
+        let logged = !matches!(
+            spec.kind,
+            SourceKind::Kafka { .. } | SourceKind::Directory { .. }
+        );
         let log = match (&self.config.data_dir, self.config.wal && logged) {
             (Some(dir), true) => {
                 let position = self.restore_positions.get(&spec.name).copied().unwrap_or(0);
@@ -219,6 +240,12 @@ impl Engine {
             self.config.source_limits,
         ));
         handle.restore_kafka_offsets(offsets);
+        handle.mark_files_read(
+            self.restore_files
+                .get(&handle.spec.name)
+                .cloned()
+                .unwrap_or_default(),
+        );
         if let Some((position, mut opened)) = log {
             handle.replay(position, std::mem::take(&mut opened.replay));
             handle.attach_wal(Wal::start(opened, Arc::downgrade(&handle), handle.name()));

@@ -13,6 +13,7 @@
 //! How to add a kind: docs/architecture.md, "Adding a source".
 
 pub mod decode;
+pub mod directory;
 pub mod framing;
 pub mod generator;
 pub mod kafka;
@@ -47,6 +48,8 @@ pub enum SourceKind {
     Generator,
     /// Every partition of a Kafka topic.
     Kafka { brokers: String, topic: String },
+    /// New files in a directory (confined, absolute).
+    Directory { path: std::path::PathBuf },
 }
 
 impl SourceKind {
@@ -56,6 +59,7 @@ impl SourceKind {
             SourceKind::Http => "http",
             SourceKind::Generator => "generator",
             SourceKind::Kafka { .. } => "kafka",
+            SourceKind::Directory { .. } => "directory",
         }
     }
 }
@@ -125,6 +129,7 @@ pub fn build(
             spec.format,
             offsets,
         )),
+        SourceKind::Directory { path } => Box::new(directory::DirectorySource::new(path.clone())),
     })
 }
 
@@ -211,6 +216,8 @@ pub struct SourceHandle {
     position: AtomicU64,
     /// A Kafka source's offsets: of the chunks buffered, and of those sealed.
     kafka: Mutex<KafkaPositions>,
+    /// A directory source's files read into batches.
+    files: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Offsets of a Kafka source's chunks. A chunk's offsets move from `pending` to
@@ -228,7 +235,9 @@ impl SourceHandle {
     pub fn new(spec: SourceSpec, clock: Clock, limits: SourceLimits) -> SourceHandle {
         let initial = match spec.kind {
             SourceKind::Tcp { .. } | SourceKind::Kafka { .. } => SourceStatus::Connecting,
-            SourceKind::Http | SourceKind::Generator => SourceStatus::Connected,
+            SourceKind::Http | SourceKind::Generator | SourceKind::Directory { .. } => {
+                SourceStatus::Connected
+            }
         };
         SourceHandle {
             batcher: Mutex::new(Batcher::new(limits.max_buffered_rows)),
@@ -245,7 +254,18 @@ impl SourceHandle {
             wal: OnceLock::new(),
             position: AtomicU64::new(0),
             kafka: Mutex::new(KafkaPositions::default()),
+            files: Mutex::new(Default::default()),
         }
+    }
+
+    /// The files a directory source has read into batches.
+    pub fn files_read(&self) -> std::collections::BTreeSet<String> {
+        lock(&self.files).clone()
+    }
+
+    /// Records files read (or restored from a checkpoint).
+    pub fn mark_files_read(&self, names: impl IntoIterator<Item = String>) {
+        lock(&self.files).extend(names);
     }
 
     /// A Kafka source's offsets (next to read, per partition) of what batches

@@ -128,6 +128,7 @@ pub enum SourceFrom {
     Http,
     Generator,
     Kafka { brokers: String, topic: String },
+    Directory { path: String, at: Location },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -417,14 +418,15 @@ impl StatementParser<'_> {
                 SourceFrom::Kafka { brokers, topic }
             }
             "DIRECTORY" => {
-                return Err(SqlError::at(
-                    format!("{kind} sources are not available in this version of sluice"),
-                    kind_at,
-                ))
+                let at = p.location();
+                let path = p.string("the directory to watch, as in 'incoming'")?;
+                SourceFrom::Directory { path, at }
             }
             other => {
                 return Err(SqlError::at(
-                    format!("unknown source kind '{other}'; use TCP, HTTP, GENERATOR or KAFKA"),
+                    format!(
+                    "unknown source kind '{other}'; use TCP, HTTP, GENERATOR, KAFKA or DIRECTORY"
+                ),
                     kind_at,
                 ))
             }
@@ -1132,7 +1134,7 @@ mod tests {
         assert_eq!(
             err("CREATE SOURCE s (line TEXT) FROM FTP 'x'"),
             (
-                "unknown source kind 'FTP'; use TCP, HTTP, GENERATOR or KAFKA".into(),
+                "unknown source kind 'FTP'; use TCP, HTTP, GENERATOR, KAFKA or DIRECTORY".into(),
                 Some(1),
                 Some(34)
             )

@@ -64,6 +64,9 @@ pub struct SourcePosition {
     /// checkpoint covers; a restored source seeks there.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub kafka_offsets: std::collections::BTreeMap<i32, i64>,
+    /// A directory source's files read into the batches the checkpoint covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

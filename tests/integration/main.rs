@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod directory;
 mod examples;
 mod http_api;
 mod kafka;

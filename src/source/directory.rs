@@ -1,0 +1,103 @@
+//! The directory source, as Spark's `textFileStream`: files that appear in a
+//! directory (written elsewhere and moved in) go into the next batch, each read
+//! once, whole, in order of modification time (then name). A pull source: the
+//! directory is listed when the engine seals a batch.
+//!
+//! Names starting with `.` or `_`, or ending in `.tmp`, are skipped: they are
+//! files still being written. The set of files read is kept in the source's
+//! handle and stored in checkpoints, so a restart neither skips nor re-reads a
+//! file: files read after the last checkpoint are read again into the batches
+//! after the restore, whose state is the checkpoint's.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::framing::{Frame, LineFramer};
+use super::{too_long, Source, SourceHandle, SourceStatus};
+use crate::time::BatchTime;
+
+pub struct DirectorySource {
+    dir: PathBuf,
+}
+
+impl DirectorySource {
+    /// `dir` is confined and absolute.
+    pub fn new(dir: PathBuf) -> DirectorySource {
+        DirectorySource { dir }
+    }
+
+    /// The files not read yet, oldest first.
+    fn new_files(&self, read: &BTreeSet<String>) -> std::io::Result<Vec<(SystemTime, String)>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') || name.starts_with('_') || name.ends_with(".tmp") {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            if !meta.is_file() || read.contains(&name) {
+                continue;
+            }
+            found.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), name));
+        }
+        found.sort();
+        Ok(found)
+    }
+}
+
+impl Source for DirectorySource {
+    fn on_seal(&mut self, _t: BatchTime, handle: &SourceHandle) -> Option<RecordBatch> {
+        let read = handle.files_read();
+        let files = match self.new_files(&read) {
+            Ok(f) => f,
+            Err(e) => {
+                handle.set_status(SourceStatus::Retrying {
+                    error: format!("cannot list {}: {e}", self.dir.display()),
+                    attempts: 1,
+                });
+                return None;
+            }
+        };
+        if handle.status() != SourceStatus::Connected {
+            handle.set_status(SourceStatus::Connected);
+        }
+        let mut decoder = handle.decoder();
+        let mut done = Vec::with_capacity(files.len());
+        for (_, name) in files {
+            let path = self.dir.join(&name);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Gone or unreadable: try again at the next batch.
+                    tracing::warn!(source = %handle.name(), file = %path.display(), "cannot read: {e}");
+                    continue;
+                }
+            };
+            handle
+                .bytes_total
+                .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut framer = LineFramer::new(handle.limits.max_record_bytes);
+            let mut take = |frame: Frame<'_>| match frame {
+                Frame::Record(record) => {
+                    if let Err(e) = decoder.push(record) {
+                        handle.record_bad(&e, record);
+                    }
+                }
+                Frame::TooLong { len } => {
+                    handle.record_bad(&too_long(len, handle.limits.max_record_bytes), b"")
+                }
+            };
+            framer.feed(&bytes, &mut take);
+            framer.finish(&mut take);
+            done.push(name);
+        }
+        handle.mark_files_read(done);
+        (decoder.rows() > 0).then(|| decoder.finish())
+    }
+}
