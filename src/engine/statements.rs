@@ -319,6 +319,7 @@ impl Engine {
                 })
             }
             SinkInto::Log => Target::Log,
+            SinkInto::Webhook { url } => Target::Webhook { url },
             SinkInto::Files { prefix, at, csv } => {
                 let prefix = crate::paths::confine(
                     &prefix,

@@ -7,6 +7,8 @@
 //! - `INTO LOG`: Spark's print() on the server's standard output.
 //! - `INTO FILES 'prefix' [FORMAT JSON | CSV]`: one file per batch,
 //!   `prefix-<TIME_IN_MS>.json|csv`, written atomically ([`files`]).
+//! - `INTO WEBHOOK 'http://...'`: each batch POSTed as its result JSON
+//!   (`{"batch_time", ..., "rows": [...]}`); a non-2xx answer is a failure.
 //!
 //! A sink is a task of its own that follows the query's result store (the same
 //! retained batches a poll reads), so a slow or dead target never stalls the
@@ -41,6 +43,9 @@ pub enum Target {
         prefix: std::path::PathBuf,
         format: FileFormat,
     },
+    Webhook {
+        url: String,
+    },
 }
 
 impl Target {
@@ -49,6 +54,7 @@ impl Target {
             Target::Kafka(_) => "kafka",
             Target::Log => "log",
             Target::Files { .. } => "files",
+            Target::Webhook { .. } => "webhook",
         }
     }
 
@@ -59,6 +65,7 @@ impl Target {
             Target::Files { prefix, format } => {
                 json!({"prefix": prefix.display().to_string(), "format": format.name()})
             }
+            Target::Webhook { url } => json!({"url": url}),
         }
     }
 }
@@ -143,6 +150,7 @@ enum Writer {
     Kafka(kafka::Producer),
     Log,
     Files(files::Files),
+    Webhook(reqwest::Client, String),
 }
 
 impl Writer {
@@ -157,6 +165,20 @@ impl Writer {
                 Ok(batch.rows)
             }
             Writer::Files(f) => f.write(batch).await,
+            Writer::Webhook(client, url) => {
+                let answer = client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(batch.json.clone())
+                    .send()
+                    .await
+                    .map_err(|e| format!("POST {url}: {e}"))?;
+                if answer.status().is_success() {
+                    Ok(batch.rows)
+                } else {
+                    Err(format!("POST {url}: answered {}", answer.status()))
+                }
+            }
         }
     }
 }
@@ -181,6 +203,13 @@ pub fn start(
                 .map(|f| f.name().clone())
                 .collect(),
         )),
+        Target::Webhook { url } => Writer::Webhook(
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| format!("cannot build an HTTP client: {e}"))?,
+            url.clone(),
+        ),
     };
     Ok(tokio::spawn(run(info, query, writer, from)))
 }

@@ -218,6 +218,8 @@ pub enum SinkInto {
         at: Location,
         csv: bool,
     },
+    /// `WEBHOOK 'http://...'`
+    Webhook { url: String },
 }
 
 /// One statement of a request.
@@ -478,7 +480,7 @@ impl StatementParser<'_> {
         let name = p.name("a sink name")?;
         p.expect_word("FROM", "FROM and the query whose results the sink writes")?;
         let query = p.name("the name of a query")?;
-        p.expect_word("INTO", "INTO KAFKA, INTO LOG or INTO FILES")?;
+        p.expect_word("INTO", "INTO KAFKA, INTO LOG, INTO FILES or INTO WEBHOOK")?;
         let kind_at = p.location();
         let into = match p.word().as_deref() {
             Some("KAFKA") => {
@@ -529,13 +531,24 @@ impl StatementParser<'_> {
                 }
                 SinkInto::Files { prefix, at, csv }
             }
-            Some(other @ ("PARQUET" | "WEBHOOK" | "POSTGRES")) => {
+            Some("WEBHOOK") => {
+                let at = p.location();
+                let url = p.string("the URL to POST each batch to, as in 'http://localhost:8000/hook'")?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(SqlError::at(
+                        format!("webhook URL '{url}' must start with http:// or https://"),
+                        at,
+                    ));
+                }
+                SinkInto::Webhook { url }
+            }
+            Some(other @ ("PARQUET" | "POSTGRES")) => {
                 return Err(SqlError::at(
-                    format!("{other} sinks are not available in this version of sluice; use INTO KAFKA, LOG or FILES"),
+                    format!("{other} sinks are not available in this version of sluice; use INTO KAFKA, LOG, FILES or WEBHOOK"),
                     kind_at,
                 ))
             }
-            _ => return Err(SqlError::at("expected a sink kind: KAFKA, LOG or FILES", kind_at)),
+            _ => return Err(SqlError::at("expected a sink kind: KAFKA, LOG, FILES or WEBHOOK", kind_at)),
         };
         p.expect_end()?;
         Ok(Statement::CreateSink(CreateSink { name, query, into }))

@@ -181,3 +181,62 @@ async fn a_log_sink_prints_each_batch_as_spark_does() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_sink_retries_a_failing_endpoint_and_delivers_every_batch() {
+    use std::sync::{Arc, Mutex};
+    // The endpoint: fails its first 2 requests with 500, then keeps the bodies.
+    let received: Arc<Mutex<(u32, Vec<serde_json::Value>)>> = Arc::default();
+    let state = Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let state = Arc::clone(&state);
+            async move {
+                let mut s = state.lock().unwrap();
+                s.0 += 1;
+                if s.0 <= 2 {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                s.1.push(serde_json::from_slice(&body).unwrap());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let s = TestServer::start(1000).await;
+    s.ok(&format!(
+        "CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
+         CREATE QUERY totals AS SELECT k, sum(v) AS total FROM s GROUP BY k ORDER BY k;
+         CREATE SINK hook FROM totals INTO WEBHOOK '{hook}';"
+    ))
+    .await;
+    s.post("/sources/s", "a,1\nb,2").await;
+    s.advance(1).await;
+    s.post("/sources/s", "a,5").await;
+    s.advance(1).await;
+    s.eventually("both batches delivered", || async {
+        let (_, sink) = s.get("/sinks/hook").await;
+        sink["counters"]["batches"] == 2
+    })
+    .await;
+    let (_, sink) = s.get("/sinks/hook").await;
+    assert_eq!(sink["counters"]["retries"], 2, "{sink}");
+    assert_eq!(sink["counters"]["failed_batches"], 0);
+    assert_eq!(sink["status"]["state"], "running");
+    let got = received.lock().unwrap().1.clone();
+    assert_eq!(
+        got,
+        [
+            serde_json::json!({"batch_time": 1000, "rows": [{"k": "a", "total": 1}, {"k": "b", "total": 2}]}),
+            serde_json::json!({"batch_time": 2000, "rows": [{"k": "a", "total": 5}]}),
+        ]
+    );
+    let (status, body) = s
+        .sql("CREATE SINK bad FROM totals INTO WEBHOOK 'ftp://x'")
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
