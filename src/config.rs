@@ -62,7 +62,8 @@ pub struct ServeArgs {
     /// acknowledged row is lost or counted twice after a crash; off trades that for speed.
     #[arg(long, value_enum, default_value = "on")]
     pub wal: OnOff,
-    /// A directory (besides --data-dir) that file sinks may write under; repeatable.
+    /// A directory (besides --data-dir) that file sinks and directory sources may
+    /// use; repeatable.
     #[arg(long = "allow-path")]
     pub allow_path: Vec<PathBuf>,
     /// Largest HTTP request body, in bytes.
@@ -107,6 +108,8 @@ pub enum ConfigError {
     Interval(String),
     #[error("--{0} must be at least 1")]
     Zero(&'static str),
+    #[error("--allow-path {0} is not a directory")]
+    AllowPath(String),
 }
 
 impl ServeArgs {
@@ -135,6 +138,9 @@ impl ServeArgs {
         engine.data_dir = Some(self.data_dir.clone());
         engine.checkpoint_interval = self.checkpoint_interval;
         engine.wal = self.wal == OnOff::On;
+        if let Some(missing) = self.allow_path.iter().find(|p| !p.is_dir()) {
+            return Err(ConfigError::AllowPath(missing.display().to_string()));
+        }
         engine.allowed_paths = self.allow_path.clone();
         engine.retention = Retention {
             max_batches: nonzero(self.retain_batches, "retain-batches")?,

@@ -1,6 +1,6 @@
-//! Path confinement: files sluice reads or writes on a user's word (file sinks;
-//! later directory sources and file tables) stay under `--data-dir` or a root
-//! given with `--allow-path`. A relative path is taken from the data directory.
+//! Path confinement: files sluice reads or writes on a user's word (directory
+//! sources, file and Parquet sinks) stay under `--data-dir` or a root given with
+//! `--allow-path`. A relative path is taken from the data directory.
 //! `..` is refused outright, and the part of the path that exists is resolved
 //! (symlinks included) before it is compared with the roots, so a symlink out of
 //! a root is refused too.

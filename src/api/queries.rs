@@ -490,6 +490,7 @@ mod tests {
             batch_time: BatchTime(t),
             rows: 0,
             json: Bytes::from_static(b"{}"),
+            arrow: None,
         });
     }
 

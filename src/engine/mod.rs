@@ -581,10 +581,15 @@ async fn run_one(
         json.extend_from_slice(head.as_bytes());
         write_rows(&out, &mut json);
         json.push(b'}');
+        let arrow = info
+            .keep_arrow
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| Arc::new(out.clone()));
         info.results.push(ResultBatch {
             batch_time: t,
             rows: output_rows,
             json: json.into(),
+            arrow,
         });
     }
     info.record(BatchMetrics {

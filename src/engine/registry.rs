@@ -135,6 +135,8 @@ pub struct QueryInfo {
     status: Mutex<QueryStatus>,
     metrics: Mutex<QueryMetrics>,
     window_memory: Mutex<WindowMemory>,
+    /// Keep each result batch as Arrow too (a Parquet sink reads this query).
+    pub keep_arrow: std::sync::atomic::AtomicBool,
 }
 
 impl QueryInfo {
@@ -163,6 +165,7 @@ impl QueryInfo {
             status: Mutex::new(QueryStatus::Running),
             metrics: Mutex::new(QueryMetrics::default()),
             window_memory: Mutex::new(WindowMemory::default()),
+            keep_arrow: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

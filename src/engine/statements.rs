@@ -320,13 +320,26 @@ impl Engine {
             }
             SinkInto::Log => Target::Log,
             SinkInto::Webhook { url } => Target::Webhook { url },
+            SinkInto::Parquet { dir, at } => Target::Parquet {
+                dir: crate::paths::confine(
+                    &dir,
+                    self.config.data_dir.as_deref(),
+                    &self.config.allowed_paths,
+                )
+                .map_err(|m| SqlError::at(m, at))?,
+            },
             SinkInto::Files { prefix, at, csv } => {
-                let prefix = crate::paths::confine(
+                let mut confined = crate::paths::confine(
                     &prefix,
                     self.config.data_dir.as_deref(),
                     &self.config.allowed_paths,
                 )
                 .map_err(|m| SqlError::at(m, at))?;
+                // 'out/' names files inside out/ (out/-<ms>.json), as Spark does.
+                if prefix.ends_with('/') {
+                    confined.push("");
+                }
+                let prefix = confined;
                 Target::Files {
                     prefix,
                     format: if csv {
@@ -337,6 +350,29 @@ impl Engine {
                 }
             }
         };
+        // Two sinks writing the same files would overwrite each other's.
+        if let Some(other) = self.sinks.iter().find(|s| match (&s.info.target, &target) {
+            (
+                Target::Files {
+                    prefix: a,
+                    format: f,
+                },
+                Target::Files {
+                    prefix: b,
+                    format: g,
+                },
+            ) => a == b && f == g,
+            (Target::Parquet { dir: a }, Target::Parquet { dir: b }) => a == b,
+            _ => false,
+        }) {
+            return Err(SqlError::at(
+                format!(
+                    "sink '{}' already writes these files; give this sink another path",
+                    other.info.name
+                ),
+                create.name.at,
+            ));
+        }
         let info = Arc::new(SinkInfo::new(
             create.name.value.clone(),
             create.query.value.clone(),

@@ -104,7 +104,14 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> 
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write {shown}: {e}"))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {shown}: {e}"))
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {shown}: {e}"))?;
+    // The rename is durable once the directory is.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// A header line, then the rows, RFC 4180 quoted.
@@ -134,6 +141,50 @@ fn quote(field: &str) -> String {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
         field.to_string()
+    }
+}
+
+/// `INTO PARQUET 'dir'`: one Parquet file per batch, `dir/<TIME_IN_MS>.parquet`,
+/// with the query's columns (a batch without rows is a file without rows).
+pub struct ParquetFiles {
+    dir: PathBuf,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl ParquetFiles {
+    pub fn new(dir: PathBuf, schema: datafusion::arrow::datatypes::SchemaRef) -> ParquetFiles {
+        ParquetFiles { dir, schema }
+    }
+
+    pub async fn write(&self, batch: &ResultBatch) -> Result<usize, String> {
+        let Some(rows) = batch.arrow.clone() else {
+            return Err(
+                "the result batch has no Arrow rows (the sink was created after it)".into(),
+            );
+        };
+        let path = self
+            .dir
+            .join(format!("{}.parquet", batch.batch_time.millis()));
+        let schema = self.schema.clone();
+        let n = batch.rows;
+        tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::new();
+            let mut writer =
+                datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            for b in rows.iter() {
+                writer
+                    .write(b)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            writer
+                .close()
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write_atomically(&path, &buf)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        Ok(n)
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `INTO LOG`: Spark's print() on the server's standard output.
 //! - `INTO FILES 'prefix' [FORMAT JSON | CSV]`: one file per batch,
 //!   `prefix-<TIME_IN_MS>.json|csv`, written atomically ([`files`]).
+//! - `INTO PARQUET 'dir'`: one Parquet file per batch, `dir/<TIME_IN_MS>.parquet`.
 //! - `INTO WEBHOOK 'http://...'`: each batch POSTed as its result JSON
 //!   (`{"batch_time", ..., "rows": [...]}`); a non-2xx answer is a failure.
 //!
@@ -46,6 +47,10 @@ pub enum Target {
     Webhook {
         url: String,
     },
+    /// `dir` is confined and absolute.
+    Parquet {
+        dir: std::path::PathBuf,
+    },
 }
 
 impl Target {
@@ -55,6 +60,7 @@ impl Target {
             Target::Log => "log",
             Target::Files { .. } => "files",
             Target::Webhook { .. } => "webhook",
+            Target::Parquet { .. } => "parquet",
         }
     }
 
@@ -66,6 +72,7 @@ impl Target {
                 json!({"prefix": prefix.display().to_string(), "format": format.name()})
             }
             Target::Webhook { url } => json!({"url": url}),
+            Target::Parquet { dir } => json!({"dir": dir.display().to_string()}),
         }
     }
 }
@@ -151,6 +158,7 @@ enum Writer {
     Log,
     Files(files::Files),
     Webhook(reqwest::Client, String),
+    Parquet(files::ParquetFiles),
 }
 
 impl Writer {
@@ -161,10 +169,14 @@ impl Writer {
             Writer::Log => {
                 let parsed: Value = serde_json::from_slice(&batch.json)
                     .map_err(|e| format!("unreadable result batch: {e}"))?;
-                print!("{}", crate::client::print_batch(&parsed));
+                let text = crate::client::print_batch(&parsed);
+                // An error (standard output closed) is the batch's failure, not a panic.
+                std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+                    .map_err(|e| format!("cannot write to standard output: {e}"))?;
                 Ok(batch.rows)
             }
             Writer::Files(f) => f.write(batch).await,
+            Writer::Parquet(f) => f.write(batch).await,
             Writer::Webhook(client, url) => {
                 let answer = client
                     .post(url)
@@ -210,6 +222,12 @@ pub fn start(
                 .map_err(|e| format!("cannot build an HTTP client: {e}"))?,
             url.clone(),
         ),
+        Target::Parquet { dir } => {
+            query
+                .keep_arrow
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Writer::Parquet(files::ParquetFiles::new(dir.clone(), query.schema.clone()))
+        }
     };
     Ok(tokio::spawn(run(info, query, writer, from)))
 }

@@ -21,6 +21,8 @@ pub struct ResultBatch {
     pub rows: usize,
     /// `{"batch_time": ms, ["window_start": ms, "window_end": ms,] "rows": [...]}`
     pub json: Bytes,
+    /// The rows as Arrow, kept only for queries a Parquet sink reads.
+    pub arrow: Option<Arc<Vec<datafusion::arrow::record_batch::RecordBatch>>>,
 }
 
 /// How much a store keeps.
@@ -132,6 +134,7 @@ mod tests {
 
     fn batch(t: i64, bytes: usize) -> ResultBatch {
         ResultBatch {
+            arrow: None,
             batch_time: BatchTime(t),
             rows: 0,
             json: Bytes::from(vec![b' '; bytes]),

@@ -220,6 +220,8 @@ pub enum SinkInto {
     },
     /// `WEBHOOK 'http://...'`
     Webhook { url: String },
+    /// `PARQUET 'dir'`
+    Parquet { dir: String, at: Location },
 }
 
 /// One statement of a request.
@@ -542,13 +544,23 @@ impl StatementParser<'_> {
                 }
                 SinkInto::Webhook { url }
             }
-            Some(other @ ("PARQUET" | "POSTGRES")) => {
+            Some("PARQUET") => {
+                let at = p.location();
+                let dir = p.string("the directory of the Parquet files, as in 'out/totals'")?;
+                SinkInto::Parquet { dir, at }
+            }
+            Some(other @ "POSTGRES") => {
                 return Err(SqlError::at(
-                    format!("{other} sinks are not available in this version of sluice; use INTO KAFKA, LOG, FILES or WEBHOOK"),
+                    format!("{other} sinks are not available in this version of sluice; use INTO KAFKA, LOG, FILES, PARQUET or WEBHOOK"),
                     kind_at,
                 ))
             }
-            _ => return Err(SqlError::at("expected a sink kind: KAFKA, LOG, FILES or WEBHOOK", kind_at)),
+            _ => {
+                return Err(SqlError::at(
+                    "expected a sink kind: KAFKA, LOG, FILES, PARQUET or WEBHOOK",
+                    kind_at,
+                ))
+            }
         };
         p.expect_end()?;
         Ok(Statement::CreateSink(CreateSink { name, query, into }))
@@ -1317,6 +1329,41 @@ mod tests {
         assert!(err("CREATE STREAM x AS SELECT 1 WINDOW TUMBLING 1s")
             .0
             .contains("cannot have a WINDOW"));
+    }
+
+    #[test]
+    fn create_sink_kinds() {
+        let sink = |text: &str| match one(text) {
+            Statement::CreateSink(s) => s.into,
+            other => panic!("not a sink: {other:?}"),
+        };
+        assert_eq!(sink("CREATE SINK p FROM q INTO LOG"), SinkInto::Log);
+        assert!(matches!(
+            sink("CREATE SINK f FROM q INTO FILES 'out/wc' FORMAT CSV"),
+            SinkInto::Files { ref prefix, csv: true, .. } if prefix == "out/wc"
+        ));
+        assert!(matches!(
+            sink("CREATE SINK f FROM q INTO PARQUET 'pq'"),
+            SinkInto::Parquet { ref dir, .. } if dir == "pq"
+        ));
+        assert_eq!(
+            sink("CREATE SINK w FROM q INTO WEBHOOK 'http://h:1/x'"),
+            SinkInto::Webhook {
+                url: "http://h:1/x".into()
+            }
+        );
+        assert_eq!(
+            err("CREATE SINK s FROM q\nINTO SMOKE"),
+            (
+                "expected a sink kind: KAFKA, LOG, FILES, PARQUET or WEBHOOK".into(),
+                Some(2),
+                Some(6)
+            )
+        );
+        assert_eq!(
+            err("CREATE SINK s FROM q INTO FILES 'x' FORMAT XML").0,
+            "a file sink writes FORMAT JSON or CSV"
+        );
     }
 
     #[test]

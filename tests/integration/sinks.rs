@@ -68,6 +68,18 @@ async fn file_sinks_write_one_file_per_batch_as_json_and_csv() {
             "totals-2000.json"
         ]
     );
+    // A second sink on the same files is refused.
+    let (status, body) = s
+        .sql("CREATE SINK again FROM totals INTO FILES 'out/totals' FORMAT CSV")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sink 'as_csv' already writes these files"),
+        "{body}"
+    );
     let (_, sink) = s.get("/sinks/as_csv").await;
     assert_eq!(sink["kind"], "files");
     assert_eq!(sink["format"], "CSV");
@@ -239,4 +251,49 @@ async fn a_webhook_sink_retries_a_failing_endpoint_and_delivers_every_batch() {
         .sql("CREATE SINK bad FROM totals INTO WEBHOOK 'ftp://x'")
         .await;
     assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_sink_writes_one_file_per_batch_named_by_batch_time() {
+    use datafusion::arrow::array::{AsArray, Int64Array};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = data_dir("parquet");
+    let s = server_on(&dir).await;
+    s.ok("CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
+          CREATE QUERY totals AS SELECT k, sum(v) AS total FROM s GROUP BY k ORDER BY k;
+          CREATE SINK pq FROM totals INTO PARQUET 'out/totals';")
+        .await;
+    s.post("/sources/s", "a,1\nb,2\na,3").await;
+    s.advance(2).await;
+    s.eventually("2 batches written", || async {
+        let (_, sink) = s.get("/sinks/pq").await;
+        sink["counters"]["batches"] == 2
+    })
+    .await;
+    let read = |ms: i64| {
+        let f = std::fs::File::open(dir.join(format!("out/totals/{ms}.parquet"))).unwrap();
+        let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut rows = Vec::new();
+        for b in batches {
+            let k = b.column(0).as_string::<i32>().clone();
+            let total = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            for i in 0..b.num_rows() {
+                rows.push((k.value(i).to_string(), total.value(i)));
+            }
+        }
+        rows
+    };
+    assert_eq!(read(1000), [("a".to_string(), 4), ("b".to_string(), 2)]);
+    assert_eq!(read(2000), Vec::<(String, i64)>::new());
+    let _ = std::fs::remove_dir_all(&dir);
 }
