@@ -86,6 +86,15 @@ impl Drop for SourceEntry {
     }
 }
 
+/// A static table (`CREATE TABLE ... FROM FILE`): its rows stay in its slot.
+struct TableEntry {
+    name: String,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    slot: Arc<Slot>,
+    rows: usize,
+    sql: String,
+}
+
 /// A running output sink; its task ends when the entry is dropped (DROP SINK).
 struct SinkEntry {
     info: Arc<crate::sink::output::SinkInfo>,
@@ -137,6 +146,7 @@ pub struct Engine {
     streams: Vec<Runner>,
     queries: Vec<Runner>,
     sinks: Vec<SinkEntry>,
+    tables: Vec<TableEntry>,
     /// Counter for names of unnamed queries (`query_1`, ...).
     unnamed: u64,
     last_tick: Option<BatchTime>,
@@ -168,6 +178,7 @@ impl Engine {
             streams: Vec::new(),
             queries: Vec::new(),
             sinks: Vec::new(),
+            tables: Vec::new(),
             unnamed: 0,
             last_tick: None,
             catalog: Vec::new(),
@@ -189,9 +200,18 @@ impl Engine {
         &self.clock
     }
 
-    /// The tables queries can read: sources and streams.
+    /// The tables queries can read: sources, streams and static tables.
     fn readable(&self) -> BTreeMap<String, Readable> {
         let mut tables = BTreeMap::new();
+        for t in &self.tables {
+            tables.insert(
+                t.name.clone(),
+                Readable {
+                    schema: t.schema.clone(),
+                    slot: Arc::clone(&t.slot),
+                },
+            );
+        }
         for s in &self.sources {
             tables.insert(
                 s.handle.name().to_string(),

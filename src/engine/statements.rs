@@ -26,8 +26,8 @@ use crate::source::wal::{self, Wal};
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
 use crate::sql::dialect::Emit;
 use crate::sql::dialect::{
-    self, CreateSink, CreateSource, Name, ObjectKind, Parsed, QueryBody, SinkInto, SourceFrom,
-    SqlError, Statement, Window,
+    self, CreateSink, CreateSource, CreateTable, Name, ObjectKind, Parsed, QueryBody, SinkInto,
+    SourceFrom, SqlError, Statement, Window,
 };
 use crate::sql::planner::{self, Compiled, WindowPlan};
 use crate::state::window::{check_multiple, WindowSpec};
@@ -80,6 +80,7 @@ impl Engine {
             Statement::Show(kind) => Ok(self.show(kind)),
             Statement::Explain(body) => self.explain(body).await,
             Statement::CreateSink(create) => self.create_sink(create, parsed.sql),
+            Statement::CreateTable(create) => self.create_table(create, parsed.sql),
         };
         result.map_err(|e| e.or_at(at))
     }
@@ -94,6 +95,8 @@ impl Engine {
             Some(ObjectKind::Query)
         } else if self.sinks.iter().any(|s| s.info.name == name) {
             Some(ObjectKind::Sink)
+        } else if self.tables.iter().any(|t| t.name == name) {
+            Some(ObjectKind::Table)
         } else {
             None
         }
@@ -272,6 +275,42 @@ impl Engine {
             slot: Arc::new(Slot::default()),
         });
         Ok(result)
+    }
+
+    fn create_table(&mut self, create: CreateTable, sql: String) -> Result<Value, SqlError> {
+        self.ensure_free(&create.name)?;
+        let fields: Vec<Field> = create
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let path = crate::paths::confine(
+            &create.path,
+            self.config.data_dir.as_deref(),
+            &self.config.allowed_paths,
+        )
+        .map_err(|m| SqlError::at(m, create.path_at))?;
+        let batches = source::table::load(
+            &path,
+            &schema,
+            create.format,
+            self.config.source_limits.max_record_bytes,
+        )
+        .map_err(|m| SqlError::at(m, create.path_at))?;
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        let slot = Arc::new(Slot::default());
+        slot.set(batches);
+        let zero = self.zero_time();
+        self.remember("table", &create.name.value, sql.clone(), zero);
+        self.tables.push(super::TableEntry {
+            name: create.name.value.clone(),
+            schema,
+            slot,
+            rows,
+            sql,
+        });
+        Ok(json!({"statement": "CREATE TABLE", "name": create.name.value, "rows": rows}))
     }
 
     fn create_sink(&mut self, create: CreateSink, sql: String) -> Result<Value, SqlError> {
@@ -509,10 +548,22 @@ impl Engine {
                         ))),
                         window_info(&spec, "panes"),
                     ),
-                    WindowPlan::Raw { plan, inputs } => (
-                        Mode::Raw(Box::new(RawWindow::new(spec, plan, inputs))),
-                        window_info(&spec, "raw"),
-                    ),
+                    WindowPlan::Raw { plan, inputs } => {
+                        // A raw window buffers its inputs batch by batch: a
+                        // static table would be buffered again every batch.
+                        if let Some((table, _)) = inputs
+                            .iter()
+                            .find(|(i, _)| self.tables.iter().any(|t| t.name == *i))
+                        {
+                            return Err(SqlError::new(format!(
+                                "a window that buffers rows cannot read static table '{table}'; join the table in a derived stream (CREATE STREAM s AS SELECT ... JOIN {table} ...) and window the stream"
+                            )));
+                        }
+                        (
+                            Mode::Raw(Box::new(RawWindow::new(spec, plan, inputs))),
+                            window_info(&spec, "raw"),
+                        )
+                    }
                 };
                 (mode, w.schema, w.inputs, kind, Some((spec, info)))
             }
@@ -682,6 +733,7 @@ impl Engine {
                 self.sinks.retain(|s| s.info.name != name.value);
                 write(&self.registry.sinks).remove(&name.value);
             }
+            ObjectKind::Table => self.tables.retain(|t| t.name != name.value),
         }
         self.forget(&name.value);
         Ok(done)
@@ -713,12 +765,18 @@ impl Engine {
                 .values()
                 .map(|s| s.describe())
                 .collect(),
+            ObjectKind::Table => self
+                .tables
+                .iter()
+                .map(|t| json!({"name": t.name, "rows": t.rows, "schema": schema_json(&t.schema), "sql": t.sql}))
+                .collect(),
         };
         let what = match kind {
             ObjectKind::Source => "SOURCES",
             ObjectKind::Stream => "STREAMS",
             ObjectKind::Query => "QUERIES",
             ObjectKind::Sink => "SINKS",
+            ObjectKind::Table => "TABLES",
         };
         json!({"statement": format!("SHOW {what}"), "rows": rows})
     }

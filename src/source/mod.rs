@@ -17,6 +17,7 @@ pub mod directory;
 pub mod framing;
 pub mod generator;
 pub mod kafka;
+pub mod table;
 pub mod tcp;
 pub mod wal;
 

@@ -100,6 +100,7 @@ pub enum ObjectKind {
     Stream,
     Query,
     Sink,
+    Table,
 }
 
 impl ObjectKind {
@@ -109,6 +110,7 @@ impl ObjectKind {
             ObjectKind::Stream => "stream",
             ObjectKind::Query => "query",
             ObjectKind::Sink => "sink",
+            ObjectKind::Table => "table",
         }
     }
 }
@@ -191,6 +193,19 @@ pub enum Statement {
     Show(ObjectKind),
     Explain(QueryBody),
     CreateSink(CreateSink),
+    CreateTable(CreateTable),
+}
+
+/// `CREATE TABLE name (cols) FROM FILE 'path' FORMAT CSV | JSON | PARQUET`: a
+/// static table, read once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTable {
+    pub name: Name,
+    pub columns: Vec<ColumnSpec>,
+    pub path: String,
+    pub path_at: Location,
+    /// None: PARQUET.
+    pub format: Option<Format>,
 }
 
 /// `CREATE SINK name FROM query INTO <target>`.
@@ -325,6 +340,7 @@ impl StatementParser<'_> {
             (Some("CREATE"), Some("STREAM")) => self.create_stream(),
             (Some("CREATE"), Some("QUERY")) => self.create_query(),
             (Some("CREATE"), Some("SINK")) => self.create_sink(),
+            (Some("CREATE"), Some("TABLE")) => self.create_table(),
             (Some("CREATE"), Some("OR")) => Err(self.unsupported(
                 "CREATE OR REPLACE is not supported; DROP the object, then CREATE it again",
             )),
@@ -338,7 +354,7 @@ impl StatementParser<'_> {
                 Ok(Statement::CreateQuery { name: None, options: Vec::new(), body: self.query_body(0)? })
             }
             (Some("CREATE"), Some(other)) => Err(self.unsupported(&format!(
-                "CREATE {other} is not supported; sluice knows CREATE SOURCE, CREATE STREAM, CREATE QUERY and CREATE SINK"
+                "CREATE {other} is not supported; sluice knows CREATE SOURCE, CREATE STREAM, CREATE QUERY, CREATE TABLE and CREATE SINK"
             ))),
             _ => Err(self.unsupported(&format!(
                 "unsupported statement '{}'; sluice knows CREATE SOURCE | STREAM | QUERY, SELECT, DROP, SHOW and EXPLAIN",
@@ -359,27 +375,7 @@ impl StatementParser<'_> {
     fn create_source(self) -> Result<Statement, SqlError> {
         let mut p = Cursor::new(self.parser(2));
         let name = p.name("a source name")?;
-        p.expect(
-            &Token::LParen,
-            "'(' and the source's columns, as in (line TEXT)",
-        )?;
-        let mut columns: Vec<ColumnSpec> = Vec::new();
-        loop {
-            let at = p.location();
-            let def = p.inner.parse_column_def().map_err(SqlError::from_parser)?;
-            let column = column_spec(&def).map_err(|m| SqlError::at(m, at))?;
-            if columns.iter().any(|c| c.name == column.name) {
-                return Err(SqlError::at(
-                    format!("column '{}' is declared twice", column.name),
-                    at,
-                ));
-            }
-            columns.push(column);
-            if p.inner.consume_token(&Token::RParen) {
-                break;
-            }
-            p.expect(&Token::Comma, "',' or ')' after a column definition")?;
-        }
+        let columns = p.columns("the source's columns, as in (line TEXT)")?;
         p.expect_word(
             "FROM",
             "FROM TCP 'host:port', FROM HTTP, FROM GENERATOR or FROM KAFKA 'host:port' TOPIC 'name'",
@@ -474,6 +470,37 @@ impl StatementParser<'_> {
             from,
             format: format.unwrap_or(Format::Lines),
             options,
+        }))
+    }
+
+    fn create_table(self) -> Result<Statement, SqlError> {
+        let mut p = Cursor::new(self.parser(2));
+        let name = p.name("a table name")?;
+        let columns = p.columns("the table's columns, as in (id BIGINT, name TEXT)")?;
+        p.expect_word("FROM", "FROM FILE 'path'")?;
+        p.expect_word("FILE", "FILE 'path' after FROM")?;
+        let path_at = p.location();
+        let path = p.string("the file to read, as in 'products.csv'")?;
+        p.expect_word("FORMAT", "FORMAT CSV, JSON or PARQUET")?;
+        let f_at = p.location();
+        let format = match p.word().as_deref() {
+            Some("CSV") => Some(Format::Csv),
+            Some("JSON") => Some(Format::Json),
+            Some("PARQUET") => None,
+            _ => {
+                return Err(SqlError::at(
+                    "expected a format: CSV, JSON or PARQUET",
+                    f_at,
+                ))
+            }
+        };
+        p.expect_end()?;
+        Ok(Statement::CreateTable(CreateTable {
+            name,
+            columns,
+            path,
+            path_at,
+            format,
         }))
     }
 
@@ -606,9 +633,10 @@ impl StatementParser<'_> {
             Some("STREAM") => ObjectKind::Stream,
             Some("QUERY") => ObjectKind::Query,
             Some("SINK") => ObjectKind::Sink,
+            Some("TABLE") => ObjectKind::Table,
             _ => {
                 return Err(SqlError::at(
-                    "expected SOURCE, STREAM, QUERY or SINK after DROP",
+                    "expected SOURCE, STREAM, QUERY, TABLE or SINK after DROP",
                     at,
                 ))
             }
@@ -636,9 +664,10 @@ impl StatementParser<'_> {
             Some("STREAMS") => ObjectKind::Stream,
             Some("QUERIES") => ObjectKind::Query,
             Some("SINKS") => ObjectKind::Sink,
+            Some("TABLES") => ObjectKind::Table,
             _ => {
                 return Err(SqlError::at(
-                    "expected SOURCES, STREAMS, QUERIES or SINKS after SHOW",
+                    "expected SOURCES, STREAMS, QUERIES, TABLES or SINKS after SHOW",
                     at,
                 ))
             }
@@ -993,6 +1022,32 @@ impl Cursor {
     }
 
     /// `( key = value [, ...] )` with values quoted strings, numbers or words.
+    /// `(name TYPE [NOT NULL], ...)`: declared columns, each named once.
+    fn columns(&mut self, what: &str) -> Result<Vec<ColumnSpec>, SqlError> {
+        self.expect(&Token::LParen, &format!("'(' and {what}"))?;
+        let mut columns: Vec<ColumnSpec> = Vec::new();
+        loop {
+            let at = self.location();
+            let def = self
+                .inner
+                .parse_column_def()
+                .map_err(SqlError::from_parser)?;
+            let column = column_spec(&def).map_err(|m| SqlError::at(m, at))?;
+            if columns.iter().any(|c| c.name == column.name) {
+                return Err(SqlError::at(
+                    format!("column '{}' is declared twice", column.name),
+                    at,
+                ));
+            }
+            columns.push(column);
+            if self.inner.consume_token(&Token::RParen) {
+                break;
+            }
+            self.expect(&Token::Comma, "',' or ')' after a column definition")?;
+        }
+        Ok(columns)
+    }
+
     fn options(&mut self) -> Result<Vec<(String, String)>, SqlError> {
         self.expect(
             &Token::LParen,
@@ -1404,9 +1459,10 @@ mod tests {
         );
         assert_eq!(one("SHOW sources"), Statement::Show(ObjectKind::Source));
         assert!(matches!(one("EXPLAIN SELECT 1"), Statement::Explain(_)));
+        assert_eq!(one("SHOW TABLES"), Statement::Show(ObjectKind::Table));
         assert_eq!(
-            err("SHOW TABLES").0,
-            "expected SOURCES, STREAMS, QUERIES or SINKS after SHOW"
+            err("SHOW VIEWS").0,
+            "expected SOURCES, STREAMS, QUERIES, TABLES or SINKS after SHOW"
         );
         assert_eq!(
             err("DROP QUERY a b").0,
@@ -1429,9 +1485,13 @@ mod tests {
         assert!(err("INSERT INTO s VALUES (1)")
             .0
             .starts_with("unsupported statement 'INSERT'"));
-        assert!(err("CREATE TABLE t (a INT)")
+        assert!(err("CREATE INDEX i ON t (a)")
             .0
-            .starts_with("CREATE TABLE is not supported"));
+            .starts_with("CREATE INDEX is not supported"));
+        assert_eq!(
+            err("CREATE TABLE t (a INT)").0,
+            "expected FROM FILE 'path', found end of statement"
+        );
         assert_eq!(
             err("SELECT 1 2").0,
             "unexpected '2' after the end of the query"

@@ -113,3 +113,90 @@ async fn a_restart_neither_skips_nor_rereads_a_file() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_analysis_example_reads_files_moved_into_its_directory() {
+    let dir = std::env::temp_dir().join(format!("sluice-logs-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let mut config = Config::for_test(10_000);
+    config.data_dir = dir.clone();
+    config.engine.data_dir = Some(dir.clone());
+    let s = TestServer::with_config(config).await;
+    s.ok(&crate::examples::example("log_analysis.sql")).await;
+    move_in(
+        &dir.join("logs"),
+        "a.csv",
+        "ERROR,db,timeout\nINFO,web,ok\nERROR,db,deadlock\nERROR,web,500\n",
+    );
+    s.advance(1).await;
+    let errors = &s.results("errors_per_service", None).await[0];
+    assert_eq!(
+        errors["rows"],
+        json!([{"service": "db", "errors": 2}, {"service": "web", "errors": 1}])
+    );
+    let levels = &s.results("levels_last_minute", None).await[0];
+    assert_eq!(
+        levels["rows"],
+        json!([{"level": "ERROR", "n": 3}, {"level": "INFO", "n": 1}])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_table_enriches_a_stream_in_the_sales_example() {
+    let dir = std::env::temp_dir().join(format!("sluice-enrich-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/products.csv"),
+        dir.join("products.csv"),
+    )
+    .unwrap();
+    let mut config = Config::for_test(1000);
+    config.data_dir = dir.clone();
+    config.engine.data_dir = Some(dir.clone());
+    let s = TestServer::with_config(config).await;
+    s.ok(&crate::examples::example("sales_enrichment.sql"))
+        .await;
+    s.post(
+        "/sources/orders",
+        "{\"product_id\": 1, \"qty\": 2, \"price\": 3.5}\n{\"product_id\": 2, \"qty\": 1, \"price\": 4.0}\n{\"product_id\": 3, \"qty\": 1, \"price\": 2.5}\n{\"product_id\": 9, \"qty\": 5, \"price\": 1.0}",
+    )
+    .await;
+    s.advance(1).await;
+    let batch = &s.results("revenue_by_category", None).await[0];
+    assert_eq!(
+        batch["rows"],
+        json!([
+            {"category": "drinks", "items": 3, "revenue": 9.5},
+            {"category": "food", "items": 1, "revenue": 4.0}
+        ])
+    );
+    let shown = s.ok("SHOW TABLES").await;
+    assert_eq!(shown["results"][0]["rows"][0]["rows"], 3);
+    // The table is read by a query: not dropped before it.
+    let (status, _) = s.sql("DROP TABLE products").await;
+    assert_eq!(status, 400);
+    // A bad row refuses the whole table, naming its line.
+    std::fs::write(dir.join("bad.csv"), "1,tea,drinks\nx,cake,food\n").unwrap();
+    let (status, body) = s
+        .sql(
+            "CREATE TABLE bad (id BIGINT, name TEXT, category TEXT) FROM FILE 'bad.csv' FORMAT CSV",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad.csv, line 2"),
+        "{body}"
+    );
+    // A window that buffers rows cannot read the table directly.
+    let (status, body) = s
+        .sql("SELECT o.qty, p.name FROM orders o JOIN products p ON o.product_id = p.id WINDOW TUMBLING 2s")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,11 @@ fn every_example_has_a_test() {
         // In tests/integration/kafka.rs, against a real broker:
         "kafka_wordcount.sql",
         "kafka_sales.sql",
+        // In tests/integration/directory.rs and sinks.rs:
+        "log_analysis.sql",
+        "sales_enrichment.sql",
+        "products.csv",
+        "wordcount_files.sql",
     ];
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();

@@ -297,3 +297,32 @@ async fn a_parquet_sink_writes_one_file_per_batch_named_by_batch_time() {
     assert_eq!(read(2000), Vec::<(String, i64)>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wordcount_files_example_saves_each_batch_as_a_csv_file() {
+    use tokio::io::AsyncWriteExt;
+    let dir = data_dir("wc-files");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let s = server_on(&dir).await;
+    s.ok(&crate::examples::example("wordcount_files.sql").replace("localhost:9999", &addr))
+        .await;
+    let (mut peer, _) = listener.accept().await.unwrap();
+    peer.write_all(b"to be or not to be\n").await.unwrap();
+    s.eventually("6 words received", || async {
+        let (_, src) = s.get("/sources/lines").await;
+        src["counters"]["rows"] == 1
+    })
+    .await;
+    s.advance(1).await;
+    s.eventually("the file is written", || async {
+        let (_, sink) = s.get("/sinks/wordcount_files").await;
+        sink["counters"]["batches"] == 1
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/wordcount-1000.csv")).unwrap(),
+        "word,n\nbe,2\nto,2\nnot,1\nor,1\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
