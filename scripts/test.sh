@@ -25,6 +25,18 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 # themselves on 127.0.0.1 and stop it at the end.
 SLUICE_TANSU="$(scripts/install-broker.sh)"
 export SLUICE_TANSU
+# A real PostgreSQL server for the PostgreSQL sink tests (Debian's package; the
+# tests start their own cluster on 127.0.0.1 and stop it).
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+if [ -z "$(pg_bin)" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+fi
+SLUICE_PG_BIN="$(pg_bin)"
+export SLUICE_PG_BIN
 
 # --- checks --------------------------------------------------------------------
 echo "== cargo fmt --check"

@@ -106,7 +106,7 @@ fn details(q: &QueryInfo) -> Value {
         "schema": schema_json(&q.schema),
         "inputs": q.inputs,
         "zero_time": q.zero_time.millis(),
-        "cumulative": q.cumulative.map(|c| json!({
+        "cumulative": q.cumulative.as_ref().map(|c| json!({
             "ttl_ms": c.ttl_ms,
             "emit": c.emit,
             "keys": q.window_memory().rows,

@@ -107,12 +107,14 @@ pub struct WindowInfo {
 }
 
 /// The settings of a cumulative query.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CumulativeInfo {
     /// Keys idle this long are dropped; None keeps them forever.
     pub ttl_ms: Option<i64>,
     /// `complete` (the whole table every batch) or `updates` (changed keys).
     pub emit: &'static str,
+    /// The GROUP BY columns, as the state names them.
+    pub keys: Vec<String>,
 }
 
 /// One continuous query or derived stream.

@@ -20,6 +20,7 @@ use crate::sink;
 use crate::sink::files::FileFormat;
 use crate::sink::kafka::KafkaTarget;
 use crate::sink::output::{SinkInfo, Target};
+use crate::sink::postgres::PostgresTarget;
 use crate::sink::{ResultStore, Retention};
 use crate::source::decode::Decoder;
 use crate::source::wal::{self, Wal};
@@ -358,6 +359,46 @@ impl Engine {
                 })
             }
             SinkInto::Log => Target::Log,
+            SinkInto::Postgres { url, table, key } => {
+                let names: Vec<&str> = query
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                let key = match (key, &query.cumulative) {
+                    (Some(key), _) => Some(key),
+                    (None, Some(c)) if !c.keys.is_empty() => Some(
+                        c.keys
+                            .iter()
+                            .map(|k| Name {
+                                value: k.clone(),
+                                at: create.query.at,
+                            })
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+                if let Some(key) = &key {
+                    if let Some(missing) = key.iter().find(|k| !names.contains(&k.value.as_str())) {
+                        return Err(SqlError::at(
+                            format!(
+                                "query '{}' has no column '{}' to upsert by; its columns: {}; name the key with KEY (column, ...)",
+                                create.query.value,
+                                missing.value,
+                                names.join(", ")
+                            ),
+                            missing.at,
+                        ));
+                    }
+                }
+                Target::Postgres(PostgresTarget {
+                    url,
+                    table,
+                    key: key.map(|k| k.into_iter().map(|n| n.value).collect()),
+                    windowed: query.window.is_some(),
+                })
+            }
             SinkInto::Webhook { url } => Target::Webhook { url },
             SinkInto::Parquet { dir, at } => Target::Parquet {
                 dir: crate::paths::confine(
@@ -512,6 +553,7 @@ impl Engine {
                             SqlError::new(format!("internal error while planning: {e}"))
                         })?;
                 let info = CumulativeInfo {
+                    keys: runner.key_names(),
                     ttl_ms: ttl.map(|t| t.millis()),
                     emit: if emit == Emit::Complete {
                         "complete"

@@ -119,6 +119,17 @@ impl Cumulative {
         self.state.restore(batches).map_err(arrow)
     }
 
+    /// The state's key columns (the GROUP BY columns), by name.
+    pub fn key_names(&self) -> Vec<String> {
+        self.state
+            .schema()
+            .fields()
+            .iter()
+            .take(self.plans.key_columns)
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
     pub fn memory(&self) -> WindowMemory {
         WindowMemory {
             panes: 0,

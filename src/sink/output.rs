@@ -8,6 +8,8 @@
 //! - `INTO FILES 'prefix' [FORMAT JSON | CSV]`: one file per batch,
 //!   `prefix-<TIME_IN_MS>.json|csv`, written atomically ([`files`]).
 //! - `INTO PARQUET 'dir'`: one Parquet file per batch, `dir/<TIME_IN_MS>.parquet`.
+//! - `INTO POSTGRES 'postgres://...' TABLE 't' [KEY (...)]`: appended, or
+//!   upserted by key for cumulative queries ([`super::postgres`]).
 //! - `INTO WEBHOOK 'http://...'`: each batch POSTed as its result JSON
 //!   (`{"batch_time", ..., "rows": [...]}`); a non-2xx answer is a failure.
 //!
@@ -51,6 +53,7 @@ pub enum Target {
     Parquet {
         dir: std::path::PathBuf,
     },
+    Postgres(super::postgres::PostgresTarget),
 }
 
 impl Target {
@@ -61,6 +64,7 @@ impl Target {
             Target::Files { .. } => "files",
             Target::Webhook { .. } => "webhook",
             Target::Parquet { .. } => "parquet",
+            Target::Postgres(_) => "postgres",
         }
     }
 
@@ -73,6 +77,9 @@ impl Target {
             }
             Target::Webhook { url } => json!({"url": url}),
             Target::Parquet { dir } => json!({"dir": dir.display().to_string()}),
+            Target::Postgres(t) => {
+                json!({"table": t.table, "key": t.key, "mode": if t.key.is_some() { "upsert" } else { "append" }})
+            }
         }
     }
 }
@@ -159,6 +166,7 @@ enum Writer {
     Files(files::Files),
     Webhook(reqwest::Client, String),
     Parquet(files::ParquetFiles),
+    Postgres(Box<super::postgres::Postgres>),
 }
 
 impl Writer {
@@ -177,6 +185,7 @@ impl Writer {
             }
             Writer::Files(f) => f.write(batch).await,
             Writer::Parquet(f) => f.write(batch).await,
+            Writer::Postgres(p) => p.write(batch).await,
             Writer::Webhook(client, url) => {
                 let answer = client
                     .post(url)
@@ -228,6 +237,10 @@ pub fn start(
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             Writer::Parquet(files::ParquetFiles::new(dir.clone(), query.schema.clone()))
         }
+        Target::Postgres(t) => Writer::Postgres(Box::new(super::postgres::Postgres::new(
+            t.clone(),
+            &query.schema,
+        ))),
     };
     Ok(tokio::spawn(run(info, query, writer, from)))
 }

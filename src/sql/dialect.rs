@@ -237,6 +237,12 @@ pub enum SinkInto {
     Webhook { url: String },
     /// `PARQUET 'dir'`
     Parquet { dir: String, at: Location },
+    /// `POSTGRES 'postgres://...' TABLE 't' [KEY (col, ...)]`
+    Postgres {
+        url: String,
+        table: String,
+        key: Option<Vec<Name>>,
+    },
 }
 
 /// One statement of a request.
@@ -509,7 +515,10 @@ impl StatementParser<'_> {
         let name = p.name("a sink name")?;
         p.expect_word("FROM", "FROM and the query whose results the sink writes")?;
         let query = p.name("the name of a query")?;
-        p.expect_word("INTO", "INTO KAFKA, INTO LOG, INTO FILES or INTO WEBHOOK")?;
+        p.expect_word(
+            "INTO",
+            "INTO KAFKA, LOG, FILES, PARQUET, WEBHOOK or POSTGRES and the target",
+        )?;
         let kind_at = p.location();
         let into = match p.word().as_deref() {
             Some("KAFKA") => {
@@ -517,7 +526,9 @@ impl StatementParser<'_> {
                 let brokers = p.string("the brokers, as in 'localhost:9092'")?;
                 if brokers.split(',').any(|b| !b.trim().contains(':')) {
                     return Err(SqlError::at(
-                        format!("Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"),
+                        format!(
+                            "Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"
+                        ),
                         at,
                     ));
                 }
@@ -543,7 +554,11 @@ impl StatementParser<'_> {
                         ));
                     }
                 }
-                SinkInto::Kafka { brokers, topic, key }
+                SinkInto::Kafka {
+                    brokers,
+                    topic,
+                    key,
+                }
             }
             Some("LOG") => SinkInto::Log,
             Some("FILES") => {
@@ -555,14 +570,17 @@ impl StatementParser<'_> {
                     csv = match p.word().as_deref() {
                         Some("JSON") => false,
                         Some("CSV") => true,
-                        _ => return Err(SqlError::at("a file sink writes FORMAT JSON or CSV", f_at)),
+                        _ => {
+                            return Err(SqlError::at("a file sink writes FORMAT JSON or CSV", f_at))
+                        }
                     };
                 }
                 SinkInto::Files { prefix, at, csv }
             }
             Some("WEBHOOK") => {
                 let at = p.location();
-                let url = p.string("the URL to POST each batch to, as in 'http://localhost:8000/hook'")?;
+                let url =
+                    p.string("the URL to POST each batch to, as in 'http://localhost:8000/hook'")?;
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(SqlError::at(
                         format!("webhook URL '{url}' must start with http:// or https://"),
@@ -576,15 +594,34 @@ impl StatementParser<'_> {
                 let dir = p.string("the directory of the Parquet files, as in 'out/totals'")?;
                 SinkInto::Parquet { dir, at }
             }
-            Some(other @ "POSTGRES") => {
-                return Err(SqlError::at(
-                    format!("{other} sinks are not available in this version of sluice; use INTO KAFKA, LOG, FILES, PARQUET or WEBHOOK"),
-                    kind_at,
-                ))
+            Some("POSTGRES") => {
+                let at = p.location();
+                let url =
+                    p.string("the connection URL, as in 'postgres://user@localhost:5432/db'")?;
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(SqlError::at(
+                        format!("PostgreSQL URL '{url}' must start with postgres://"),
+                        at,
+                    ));
+                }
+                p.expect_word("TABLE", "TABLE 'name' after the PostgreSQL URL")?;
+                let table = p.string("the table's name")?;
+                let key = if p.word_is("KEY") {
+                    p.expect(&Token::LParen, "'(' and the key columns")?;
+                    let mut key = vec![p.name("a key column")?];
+                    while p.inner.consume_token(&Token::Comma) {
+                        key.push(p.name("a key column")?);
+                    }
+                    p.expect(&Token::RParen, "')' after the key columns")?;
+                    Some(key)
+                } else {
+                    None
+                };
+                SinkInto::Postgres { url, table, key }
             }
             _ => {
                 return Err(SqlError::at(
-                    "expected a sink kind: KAFKA, LOG, FILES, PARQUET or WEBHOOK",
+                    "expected a sink kind: KAFKA, LOG, FILES, PARQUET, WEBHOOK or POSTGRES",
                     kind_at,
                 ))
             }
@@ -1410,7 +1447,7 @@ mod tests {
         assert_eq!(
             err("CREATE SINK s FROM q\nINTO SMOKE"),
             (
-                "expected a sink kind: KAFKA, LOG, FILES, PARQUET or WEBHOOK".into(),
+                "expected a sink kind: KAFKA, LOG, FILES, PARQUET, WEBHOOK or POSTGRES".into(),
                 Some(2),
                 Some(6)
             )

@@ -33,6 +33,8 @@ fn every_example_has_a_test() {
         "sales_enrichment.sql",
         "products.csv",
         "wordcount_files.sql",
+        // In tests/integration/postgres.rs:
+        "totals_postgres.sql",
     ];
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();

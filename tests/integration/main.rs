@@ -9,6 +9,7 @@ mod directory;
 mod examples;
 mod http_api;
 mod kafka;
+mod postgres;
 mod recovery;
 mod semantics;
 mod sinks;
