@@ -22,7 +22,7 @@ use crate::sink::kafka::KafkaTarget;
 use crate::sink::output::{SinkInfo, Target};
 use crate::sink::postgres::PostgresTarget;
 use crate::sink::{ResultStore, Retention};
-use crate::source::decode::Decoder;
+use crate::source::decode::{Decoder, Format};
 use crate::source::wal::{self, Wal};
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
 use crate::sql::dialect::Emit;
@@ -125,7 +125,13 @@ impl Engine {
             .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
             .collect();
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        Decoder::new(schema.clone(), create.format).map_err(|m| SqlError::at(m, create.name.at))?;
+        // PARQUET is read file by file: directory sources only.
+        let whole_files =
+            create.format == Format::Parquet && matches!(create.from, SourceFrom::Directory { .. });
+        if !whole_files {
+            Decoder::new(schema.clone(), create.format)
+                .map_err(|m| SqlError::at(m, create.name.at))?;
+        }
         let kind = match create.from {
             SourceFrom::Tcp { addr } => SourceKind::Tcp { addr },
             SourceFrom::Http => SourceKind::Http,

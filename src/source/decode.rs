@@ -27,6 +27,8 @@ pub enum Format {
     Lines,
     Csv,
     Json,
+    /// Whole Parquet files (directory sources only): not record by record.
+    Parquet,
 }
 
 impl Format {
@@ -35,6 +37,7 @@ impl Format {
             Format::Lines => "LINES",
             Format::Csv => "CSV",
             Format::Json => "JSON",
+            Format::Parquet => "PARQUET",
         }
     }
 }
@@ -54,7 +57,7 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    fn new(kind: &'static str, message: impl Into<String>) -> RecordError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> RecordError {
         RecordError {
             kind,
             message: message.into(),
@@ -323,6 +326,12 @@ impl Decoder {
     /// Fails with a message when the schema has a type no format can decode, or a
     /// LINES source does not have exactly one TEXT column.
     pub fn new(schema: SchemaRef, format: Format) -> Result<Decoder, String> {
+        if format == Format::Parquet {
+            return Err(
+                "FORMAT PARQUET reads whole files: it is for DIRECTORY sources and file tables; use LINES, CSV or JSON"
+                    .to_string(),
+            );
+        }
         if format == Format::Lines
             && (schema.fields().len() != 1 || schema.field(0).data_type() != &DataType::Utf8)
         {
@@ -383,6 +392,10 @@ impl Decoder {
             Format::Csv | Format::Json if text.trim().is_empty() => Ok(()),
             Format::Csv => self.push_csv(record),
             Format::Json => self.push_json(text),
+            Format::Parquet => Err(RecordError::new(
+                "not a record format",
+                "PARQUET is read file by file".to_string(),
+            )),
         }
     }
 

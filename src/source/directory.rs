@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::decode::Format;
 use super::framing::{Frame, LineFramer};
 use super::{too_long, Source, SourceHandle, SourceStatus};
 use crate::time::BatchTime;
@@ -51,6 +52,40 @@ impl DirectorySource {
     }
 }
 
+impl DirectorySource {
+    /// Whole Parquet files: columns by name, cast to the declared types. A file
+    /// that cannot be read as such is a bad record (and is not read again).
+    fn read_parquet(
+        &self,
+        files: Vec<(SystemTime, String)>,
+        handle: &SourceHandle,
+    ) -> Option<RecordBatch> {
+        let mut batches = Vec::new();
+        let mut done = Vec::with_capacity(files.len());
+        for (_, name) in files {
+            let path = self.dir.join(&name);
+            if let Ok(meta) = std::fs::metadata(&path) {
+                handle
+                    .bytes_total
+                    .fetch_add(meta.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            match super::table::load(&path, handle.schema(), None, handle.limits.max_record_bytes) {
+                Ok(read) => batches.extend(read),
+                Err(message) => handle.record_bad(
+                    &super::decode::RecordError::new("unreadable Parquet file", message),
+                    name.as_bytes(),
+                ),
+            }
+            done.push(name);
+        }
+        handle.mark_files_read(done);
+        let schema = handle.schema().clone();
+        datafusion::arrow::compute::concat_batches(&schema, &batches)
+            .ok()
+            .filter(|b| b.num_rows() > 0)
+    }
+}
+
 impl Source for DirectorySource {
     fn on_seal(&mut self, _t: BatchTime, handle: &SourceHandle) -> Option<RecordBatch> {
         let read = handle.files_read();
@@ -66,6 +101,9 @@ impl Source for DirectorySource {
         };
         if handle.status() != SourceStatus::Connected {
             handle.set_status(SourceStatus::Connected);
+        }
+        if handle.spec.format == Format::Parquet {
+            return self.read_parquet(files, handle);
         }
         let mut decoder = handle.decoder();
         let mut done = Vec::with_capacity(files.len());

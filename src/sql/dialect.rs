@@ -450,7 +450,13 @@ impl StatementParser<'_> {
                     Some("LINES") => Format::Lines,
                     Some("CSV") => Format::Csv,
                     Some("JSON") => Format::Json,
-                    _ => return Err(SqlError::at("expected a format: LINES, CSV or JSON", f_at)),
+                    Some("PARQUET") => Format::Parquet,
+                    _ => {
+                        return Err(SqlError::at(
+                            "expected a format: LINES, CSV, JSON or PARQUET",
+                            f_at,
+                        ))
+                    }
                 });
             } else if p.word_is("WITH") {
                 if !options.is_empty() {
@@ -1274,7 +1280,7 @@ mod tests {
         assert_eq!(
             err("CREATE SOURCE s (a TEXT) FROM HTTP FORMAT XML"),
             (
-                "expected a format: LINES, CSV or JSON".into(),
+                "expected a format: LINES, CSV, JSON or PARQUET".into(),
                 Some(1),
                 Some(43)
             )

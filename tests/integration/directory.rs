@@ -200,3 +200,60 @@ async fn a_static_table_enriches_a_stream_in_the_sales_example() {
     assert_eq!(status, 400, "{body}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_files_moved_in_are_read_by_column_name() {
+    use datafusion::arrow::array::{Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let dir = std::env::temp_dir().join(format!("sluice-dir-pq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let incoming = dir.join("pq");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let mut config = Config::for_test(1000);
+    config.data_dir = dir.clone();
+    config.engine.data_dir = Some(dir.clone());
+    let s = TestServer::with_config(config).await;
+    s.ok("CREATE SOURCE sales (product TEXT, qty BIGINT) FROM DIRECTORY 'pq' FORMAT PARQUET;
+          CREATE QUERY sold AS SELECT product, sum(qty) AS qty FROM sales GROUP BY product ORDER BY product;")
+        .await;
+    // Columns in another order and a narrower type: taken by name, cast.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("qty", DataType::Int32, false),
+        Field::new("product", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int32Array::from(vec![2, 1, 5])),
+            Arc::new(StringArray::from(vec!["tea", "cake", "tea"])),
+        ],
+    )
+    .unwrap();
+    let tmp = dir.join("a.parquet");
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&tmp).unwrap(),
+        schema,
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    std::fs::rename(&tmp, incoming.join("a.parquet")).unwrap();
+    std::fs::write(incoming.join("broken.parquet"), b"not parquet").unwrap();
+    s.advance(1).await;
+    let batch = &s.results("sold", None).await[0];
+    assert_eq!(
+        batch["rows"],
+        json!([{"product": "cake", "qty": 1}, {"product": "tea", "qty": 7}])
+    );
+    let (_, src) = s.get("/sources/sales").await;
+    assert_eq!(src["counters"]["bad_rows"], 1);
+    assert_eq!(src["files_read"], 2);
+    let (status, _) = s
+        .sql("CREATE SOURCE t (line TEXT) FROM HTTP FORMAT PARQUET")
+        .await;
+    assert_eq!(status, 400);
+    let _ = std::fs::remove_dir_all(&dir);
+}
