@@ -384,12 +384,12 @@ impl StatementParser<'_> {
         let columns = p.columns("the source's columns, as in (line TEXT)")?;
         p.expect_word(
             "FROM",
-            "FROM TCP 'host:port', FROM HTTP, FROM GENERATOR or FROM KAFKA 'host:port' TOPIC 'name'",
+            "FROM TCP, HTTP, GENERATOR, KAFKA or DIRECTORY and the source's address",
         )?;
         let kind_at = p.location();
         let kind = p.word().ok_or_else(|| {
             SqlError::at(
-                "expected a source kind: TCP, HTTP, GENERATOR or KAFKA",
+                "expected a source kind: TCP, HTTP, GENERATOR, KAFKA or DIRECTORY",
                 kind_at,
             )
         })?;
