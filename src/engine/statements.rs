@@ -27,8 +27,8 @@ use crate::source::wal::{self, Wal};
 use crate::source::{self, SourceHandle, SourceKind, SourceSpec};
 use crate::sql::dialect::Emit;
 use crate::sql::dialect::{
-    self, CreateSink, CreateSource, CreateTable, Name, ObjectKind, Parsed, QueryBody, SinkInto,
-    SourceFrom, SqlError, Statement, Window,
+    self, ColumnSpec, CreateSink, CreateSource, CreateTable, Name, ObjectKind, Parsed, QueryBody,
+    SinkInto, SourceFrom, SqlError, Statement, Window,
 };
 use crate::sql::planner::{self, Compiled, WindowPlan};
 use crate::state::window::{check_multiple, WindowSpec};
@@ -119,12 +119,7 @@ impl Engine {
 
     fn create_source(&mut self, create: CreateSource, sql: String) -> Result<Value, SqlError> {
         self.ensure_free(&create.name)?;
-        let fields: Vec<Field> = create
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
-            .collect();
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let schema = schema_of(&create.columns);
         // PARQUET is read file by file: directory sources only.
         let whole_files =
             create.format == Format::Parquet && matches!(create.from, SourceFrom::Directory { .. });
@@ -138,12 +133,7 @@ impl Engine {
             SourceFrom::Generator => SourceKind::Generator,
             SourceFrom::Kafka { brokers, topic } => SourceKind::Kafka { brokers, topic },
             SourceFrom::Directory { path, at } => {
-                let dir = crate::paths::confine(
-                    &path,
-                    self.config.data_dir.as_deref(),
-                    &self.config.allowed_paths,
-                )
-                .map_err(|m| SqlError::at(m, at))?;
+                let dir = self.confine(&path, at)?;
                 if !dir.is_dir() {
                     return Err(SqlError::at(
                         format!(
@@ -284,20 +274,24 @@ impl Engine {
         Ok(result)
     }
 
-    fn create_table(&mut self, create: CreateTable, sql: String) -> Result<Value, SqlError> {
-        self.ensure_free(&create.name)?;
-        let fields: Vec<Field> = create
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
-            .collect();
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let path = crate::paths::confine(
-            &create.path,
+    /// A user's path, confined (see `paths`); the error points at `at`.
+    fn confine(
+        &self,
+        path: &str,
+        at: datafusion::sql::sqlparser::tokenizer::Location,
+    ) -> Result<std::path::PathBuf, SqlError> {
+        crate::paths::confine(
+            path,
             self.config.data_dir.as_deref(),
             &self.config.allowed_paths,
         )
-        .map_err(|m| SqlError::at(m, create.path_at))?;
+        .map_err(|m| SqlError::at(m, at))
+    }
+
+    fn create_table(&mut self, create: CreateTable, sql: String) -> Result<Value, SqlError> {
+        self.ensure_free(&create.name)?;
+        let schema = schema_of(&create.columns);
+        let path = self.confine(&create.path, create.path_at)?;
         let batches = source::table::load(
             &path,
             &schema,
@@ -407,20 +401,10 @@ impl Engine {
             }
             SinkInto::Webhook { url } => Target::Webhook { url },
             SinkInto::Parquet { dir, at } => Target::Parquet {
-                dir: crate::paths::confine(
-                    &dir,
-                    self.config.data_dir.as_deref(),
-                    &self.config.allowed_paths,
-                )
-                .map_err(|m| SqlError::at(m, at))?,
+                dir: self.confine(&dir, at)?,
             },
             SinkInto::Files { prefix, at, csv } => {
-                let mut confined = crate::paths::confine(
-                    &prefix,
-                    self.config.data_dir.as_deref(),
-                    &self.config.allowed_paths,
-                )
-                .map_err(|m| SqlError::at(m, at))?;
+                let mut confined = self.confine(&prefix, at)?;
                 // 'out/' names files inside out/ (out/-<ms>.json), as Spark does.
                 if prefix.ends_with('/') {
                     confined.push("");
@@ -929,6 +913,16 @@ fn query_row(q: &QueryInfo) -> Value {
         "status": q.status(),
         "inputs": q.inputs,
     })
+}
+
+/// The schema of declared columns.
+fn schema_of(columns: &[ColumnSpec]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+            .collect::<Vec<Field>>(),
+    ))
 }
 
 /// `[{"name": ..., "type": ..., "nullable": ...}]`

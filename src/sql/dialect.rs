@@ -408,19 +408,7 @@ impl StatementParser<'_> {
             "HTTP" => SourceFrom::Http,
             "GENERATOR" => SourceFrom::Generator,
             "KAFKA" => {
-                let at = p.location();
-                let brokers =
-                    p.string("the brokers, as in 'localhost:9092' or 'host1:9092,host2:9092'")?;
-                if brokers.split(',').any(|b| !b.trim().contains(':')) {
-                    return Err(SqlError::at(
-                        format!(
-                            "Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"
-                        ),
-                        at,
-                    ));
-                }
-                p.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
-                let topic = p.string("the topic's name")?;
+                let (brokers, topic) = p.kafka_address()?;
                 SourceFrom::Kafka { brokers, topic }
             }
             "DIRECTORY" => {
@@ -528,18 +516,7 @@ impl StatementParser<'_> {
         let kind_at = p.location();
         let into = match p.word().as_deref() {
             Some("KAFKA") => {
-                let at = p.location();
-                let brokers = p.string("the brokers, as in 'localhost:9092'")?;
-                if brokers.split(',').any(|b| !b.trim().contains(':')) {
-                    return Err(SqlError::at(
-                        format!(
-                            "Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"
-                        ),
-                        at,
-                    ));
-                }
-                p.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
-                let topic = p.string("the topic's name")?;
+                let (brokers, topic) = p.kafka_address()?;
                 let mut key = None;
                 while !p.at_end() {
                     let at = p.location();
@@ -1065,6 +1042,22 @@ impl Cursor {
     }
 
     /// `( key = value [, ...] )` with values quoted strings, numbers or words.
+    /// `'host:port[,host:port]' TOPIC 'topic'`: a Kafka source's or sink's address.
+    fn kafka_address(&mut self) -> Result<(String, String), SqlError> {
+        let at = self.location();
+        let brokers =
+            self.string("the brokers, as in 'localhost:9092' or 'host1:9092,host2:9092'")?;
+        if brokers.split(',').any(|b| !b.trim().contains(':')) {
+            return Err(SqlError::at(
+                format!("Kafka brokers '{brokers}' need a port each, as in 'localhost:9092'"),
+                at,
+            ));
+        }
+        self.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
+        let topic = self.string("the topic's name")?;
+        Ok((brokers, topic))
+    }
+
     /// `(name TYPE [NOT NULL], ...)`: declared columns, each named once.
     fn columns(&mut self, what: &str) -> Result<Vec<ColumnSpec>, SqlError> {
         self.expect(&Token::LParen, &format!("'(' and {what}"))?;
