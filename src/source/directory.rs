@@ -16,8 +16,8 @@ use std::time::SystemTime;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::decode::Format;
-use super::framing::{Frame, LineFramer};
-use super::{too_long, Source, SourceHandle, SourceStatus};
+use super::framing::LineFramer;
+use super::{Source, SourceHandle, SourceStatus};
 use crate::time::BatchTime;
 
 pub struct DirectorySource {
@@ -121,18 +121,7 @@ impl Source for DirectorySource {
                 .bytes_total
                 .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let mut framer = LineFramer::new(handle.limits.max_record_bytes);
-            let mut take = |frame: Frame<'_>| match frame {
-                Frame::Record(record) => {
-                    if let Err(e) = decoder.push(record) {
-                        handle.record_bad(&e, record);
-                    }
-                }
-                Frame::TooLong { len } => {
-                    handle.record_bad(&too_long(len, handle.limits.max_record_bytes), b"")
-                }
-            };
-            framer.feed(&bytes, &mut take);
-            framer.finish(&mut take);
+            handle.decode_into(&mut framer, &mut decoder, &bytes, true);
             done.push(name);
         }
         handle.mark_files_read(done);

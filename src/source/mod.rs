@@ -400,29 +400,8 @@ impl SourceHandle {
         if self.spec.kind != SourceKind::Http {
             return Err(IngestError::NotHttp(self.spec.name.clone()));
         }
-        let mut decoder = self.decoder();
-        let mut framer = LineFramer::new(self.limits.max_record_bytes);
-        let mut line = 0;
-        let mut failure = None;
-        let mut take = |frame: Frame<'_>| {
-            line += 1;
-            if failure.is_some() {
-                return;
-            }
-            let result = match frame {
-                Frame::Record(record) => decoder.push(record).map_err(|e| e.message),
-                Frame::TooLong { len } => Err(too_long(len, self.limits.max_record_bytes).message),
-            };
-            if let Err(message) = result {
-                failure = Some(IngestError::BadRow { line, message });
-            }
-        };
-        framer.feed(body, &mut take);
-        framer.finish(&mut take);
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let batch = decoder.finish();
+        let batch = decode_all(body, self.decoder(), self.limits.max_record_bytes)
+            .map_err(|(line, message)| IngestError::BadRow { line, message })?;
         let rows = batch.num_rows();
         if rows > self.limits.max_buffered_rows {
             let max = self.limits.max_buffered_rows;
@@ -458,6 +437,32 @@ impl SourceHandle {
         self.bytes_total
             .fetch_add(body.len() as u64, Ordering::Relaxed);
         Ok(rows)
+    }
+
+    /// Frames `bytes` into records and decodes them into `decoder`; a bad or
+    /// over-long record is counted and skipped. `last`: the input ends here (a
+    /// final record without a newline is taken).
+    pub fn decode_into(
+        &self,
+        framer: &mut LineFramer,
+        decoder: &mut Decoder,
+        bytes: &[u8],
+        last: bool,
+    ) {
+        let mut take = |frame: Frame<'_>| match frame {
+            Frame::Record(record) => {
+                if let Err(e) = decoder.push(record) {
+                    self.record_bad(&e, record);
+                }
+            }
+            Frame::TooLong { len } => {
+                self.record_bad(&too_long(len, self.limits.max_record_bytes), b"")
+            }
+        };
+        framer.feed(bytes, &mut take);
+        if last {
+            framer.finish(&mut take);
+        }
     }
 
     /// Counts, samples and (once per kind) logs a bad record. Never fails.
@@ -522,6 +527,37 @@ impl SourceHandle {
 
     pub fn last_batch(&self) -> SourceBatchMetrics {
         *lock(&self.last_batch)
+    }
+}
+
+/// Decodes all of `bytes`, all or nothing (HTTP ingest, file tables): the rows,
+/// or the first bad line (1-based) and why.
+pub fn decode_all(
+    bytes: &[u8],
+    mut decoder: Decoder,
+    max_record_bytes: usize,
+) -> Result<RecordBatch, (usize, String)> {
+    let mut framer = LineFramer::new(max_record_bytes);
+    let mut line = 0;
+    let mut failure = None;
+    let mut take = |frame: Frame<'_>| {
+        line += 1;
+        if failure.is_some() {
+            return;
+        }
+        let result = match frame {
+            Frame::Record(record) => decoder.push(record).map_err(|e| e.message),
+            Frame::TooLong { len } => Err(too_long(len, max_record_bytes).message),
+        };
+        if let Err(message) = result {
+            failure = Some((line, message));
+        }
+    };
+    framer.feed(bytes, &mut take);
+    framer.finish(&mut take);
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(decoder.finish()),
     }
 }
 

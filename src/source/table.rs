@@ -11,8 +11,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::decode::{Decoder, Format};
-use super::framing::{Frame, LineFramer};
-use super::too_long;
 
 /// The rows of `path` as `schema`; `format` None is Parquet.
 pub fn load(
@@ -25,29 +23,10 @@ pub fn load(
     match format {
         Some(format) => {
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-            let mut decoder = Decoder::new(schema.clone(), format)?;
-            let mut framer = LineFramer::new(max_record_bytes);
-            let mut line = 0usize;
-            let mut failure = None;
-            let mut take = |frame: Frame<'_>| {
-                line += 1;
-                if failure.is_some() {
-                    return;
-                }
-                let result = match frame {
-                    Frame::Record(record) => decoder.push(record).map_err(|e| e.message),
-                    Frame::TooLong { len } => Err(too_long(len, max_record_bytes).message),
-                };
-                if let Err(message) = result {
-                    failure = Some(format!("{shown}, line {line}: {message}"));
-                }
-            };
-            framer.feed(&bytes, &mut take);
-            framer.finish(&mut take);
-            if let Some(f) = failure {
-                return Err(f);
-            }
-            Ok(vec![decoder.finish()])
+            let decoder = Decoder::new(schema.clone(), format)?;
+            let rows = super::decode_all(&bytes, decoder, max_record_bytes)
+                .map_err(|(line, message)| format!("{shown}, line {line}: {message}"))?;
+            Ok(vec![rows])
         }
         None => {
             let file =

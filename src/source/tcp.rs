@@ -11,8 +11,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::framing::{Frame, LineFramer};
-use super::{too_long, Source, SourceHandle, SourceStatus};
+use super::framing::LineFramer;
+use super::{Source, SourceHandle, SourceStatus};
 
 /// Backoff between connection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -70,22 +70,10 @@ async fn read_until_closed(mut stream: TcpStream, handle: &SourceHandle) -> std:
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let n = stream.read(&mut buf).await?;
-        let mut take = |frame: Frame<'_>| match frame {
-            Frame::Record(record) => {
-                if let Err(e) = decoder.push(record) {
-                    handle.record_bad(&e, record);
-                }
-            }
-            Frame::TooLong { len } => {
-                handle.record_bad(&too_long(len, handle.limits.max_record_bytes), b"")
-            }
-        };
-        if n == 0 {
-            framer.finish(&mut take);
-        } else {
+        if n > 0 {
             handle.bytes_total.fetch_add(n as u64, Ordering::Relaxed);
-            framer.feed(&buf[..n], &mut take);
         }
+        handle.decode_into(&mut framer, &mut decoder, &buf[..n], n == 0);
         if decoder.rows() > 0 {
             handle.deliver(decoder.finish()).await;
         }
