@@ -18,6 +18,15 @@ impl TestServer {
         Self::with_config(Config::for_test(interval_ms)).await
     }
 
+    /// A manual-clock server (T = `interval_ms`) whose data directory is `dir`:
+    /// checkpoints, write-ahead logs and relative paths live there.
+    pub async fn with_data_dir(interval_ms: i64, dir: &std::path::Path) -> TestServer {
+        let mut config = Config::for_test(interval_ms);
+        config.data_dir = dir.to_path_buf();
+        config.engine.data_dir = Some(dir.to_path_buf());
+        Self::with_config(config).await
+    }
+
     pub async fn with_config(config: Config) -> TestServer {
         let server = start(config).await.expect("server starts");
         let base = format!("http://{}", server.addr);

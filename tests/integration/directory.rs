@@ -2,10 +2,9 @@
 //! each read once, also across a kill -9 and restart of the real binary.
 
 use serde_json::json;
-use sluice::config::Config;
 
 use crate::common::TestServer;
-use crate::recovery::{call, scratch, start};
+use crate::recovery::{advance, call, scratch, start};
 
 /// Writes `name` in `dir` as a producer should: a temporary name, then a rename.
 fn move_in(dir: &std::path::Path, name: &str, text: &str) {
@@ -20,10 +19,7 @@ async fn files_moved_in_are_read_once_into_the_next_batch() {
     let _ = std::fs::remove_dir_all(&dir);
     let incoming = dir.join("incoming");
     std::fs::create_dir_all(&incoming).unwrap();
-    let mut config = Config::for_test(1000);
-    config.data_dir = dir.clone();
-    config.engine.data_dir = Some(dir.clone());
-    let s = TestServer::with_config(config).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok("CREATE SOURCE logs (level TEXT, msg TEXT) FROM DIRECTORY 'incoming' FORMAT CSV;
           CREATE QUERY per_batch AS SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY level;
           CREATE QUERY totals AS SELECT level, count(*) AS n FROM logs GROUP BY level WINDOW CUMULATIVE ORDER BY level;")
@@ -82,32 +78,20 @@ async fn a_restart_neither_skips_nor_rereads_a_file() {
     let incoming = dir.join("in");
     std::fs::create_dir_all(&incoming).unwrap();
     let http = reqwest::Client::new();
-    let advance = |base: String, n: u32| {
-        let http = http.clone();
-        async move {
-            call(
-                &http,
-                "POST",
-                format!("{base}/clock/advance"),
-                &format!("{{\"batches\": {n}}}"),
-            )
-            .await
-        }
-    };
     let server = start(&dir, &init);
     move_in(&incoming, "1.txt", "a\nb\n");
-    advance(server.base.clone(), 2).await; // checkpoints at 1000 (catalog) and 2000
+    advance(&http, &server.base, 2).await; // checkpoints at 1000 (catalog) and 2000
     move_in(&incoming, "2.txt", "c\nd\ne\n");
-    advance(server.base.clone(), 1).await; // 3000: read, not checkpointed
+    advance(&http, &server.base, 1).await; // 3000: read, not checkpointed
     drop(server); // kill -9
     move_in(&incoming, "3.txt", "f\n");
     let server = start(&dir, &init);
     let b = server.base.clone();
-    advance(b.clone(), 1).await;
+    advance(&http, &b, 1).await;
     let total = call(&http, "GET", format!("{b}/queries/total/state"), "").await;
     // 2.txt again (its batch was lost with the kill), 3.txt once, 1.txt not again.
     assert_eq!(total["rows"], json!([{"n": 6}]));
-    advance(b.clone(), 1).await;
+    advance(&http, &b, 1).await;
     let total = call(&http, "GET", format!("{b}/queries/total/state"), "").await;
     assert_eq!(total["rows"], json!([{"n": 6}]));
     drop(server);
@@ -119,10 +103,7 @@ async fn the_log_analysis_example_reads_files_moved_into_its_directory() {
     let dir = std::env::temp_dir().join(format!("sluice-logs-example-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let mut config = Config::for_test(10_000);
-    config.data_dir = dir.clone();
-    config.engine.data_dir = Some(dir.clone());
-    let s = TestServer::with_config(config).await;
+    let s = TestServer::with_data_dir(10_000, &dir).await;
     s.ok(&crate::examples::example("log_analysis.sql")).await;
     move_in(
         &dir.join("logs"),
@@ -153,10 +134,7 @@ async fn a_static_table_enriches_a_stream_in_the_sales_example() {
         dir.join("products.csv"),
     )
     .unwrap();
-    let mut config = Config::for_test(1000);
-    config.data_dir = dir.clone();
-    config.engine.data_dir = Some(dir.clone());
-    let s = TestServer::with_config(config).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok(&crate::examples::example("sales_enrichment.sql"))
         .await;
     s.post(
@@ -211,10 +189,7 @@ async fn parquet_files_moved_in_are_read_by_column_name() {
     let _ = std::fs::remove_dir_all(&dir);
     let incoming = dir.join("pq");
     std::fs::create_dir_all(&incoming).unwrap();
-    let mut config = Config::for_test(1000);
-    config.data_dir = dir.clone();
-    config.engine.data_dir = Some(dir.clone());
-    let s = TestServer::with_config(config).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok("CREATE SOURCE sales (product TEXT, qty BIGINT) FROM DIRECTORY 'pq' FORMAT PARQUET;
           CREATE QUERY sold AS SELECT product, sum(qty) AS qty FROM sales GROUP BY product ORDER BY product;")
         .await;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::common::{rows, TestServer};
 use crate::examples::example;
-use crate::recovery::{call, scratch, start};
+use crate::recovery::{advance, call, scratch, start};
 
 /// A broker in memory on a free local port; stopped (SIGINT) when dropped.
 pub struct Broker {
@@ -220,16 +220,6 @@ async fn until_rows(http: &reqwest::Client, base: &str, rows: i64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the Kafka source did not receive {rows} rows in 10 s");
-}
-
-async fn advance(http: &reqwest::Client, base: &str, batches: u32) {
-    call(
-        http,
-        "POST",
-        format!("{base}/clock/advance"),
-        &format!("{{\"batches\": {batches}}}"),
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

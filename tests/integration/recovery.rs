@@ -95,6 +95,17 @@ pub async fn call(http: &reqwest::Client, method: &str, url: String, body: &str)
     r.send().await.unwrap().json().await.unwrap()
 }
 
+/// Runs `batches` batches of the manual clock of the server at `base`; their times.
+pub async fn advance(http: &reqwest::Client, base: &str, batches: u32) -> Value {
+    call(
+        http,
+        "POST",
+        format!("{base}/clock/advance"),
+        &format!("{{\"batches\": {batches}}}"),
+    )
+    .await
+}
+
 const INIT: &str = "
 CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
 CREATE QUERY totals AS SELECT k, sum(v) AS total, count(*) AS n FROM s GROUP BY k WINDOW CUMULATIVE EMIT UPDATES;
@@ -111,22 +122,10 @@ async fn kill_nine_then_restart_resumes_from_the_last_checkpoint() {
     let server = start(&dir, &init);
     let b = &server.base;
     call(&http, "POST", format!("{b}/sources/s"), "a,1\nb,2").await;
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 1}",
-    )
-    .await;
+    advance(&http, b, 1).await;
     call(&http, "POST", format!("{b}/sources/s"), "a,10").await;
     // Batch 2 ends with a checkpoint (every 2 batches).
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 1}",
-    )
-    .await;
+    advance(&http, b, 1).await;
     let at_checkpoint = call(
         &http,
         "GET",
@@ -141,13 +140,7 @@ async fn kill_nine_then_restart_resumes_from_the_last_checkpoint() {
     // Batch 3 is not checkpointed; then kill -9. Its acknowledged row is in the
     // write-ahead log.
     call(&http, "POST", format!("{b}/sources/s"), "c,100").await;
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 1}",
-    )
-    .await;
+    advance(&http, b, 1).await;
     drop(server);
 
     let server = start(&dir, &init);
@@ -168,13 +161,7 @@ async fn kill_nine_then_restart_resumes_from_the_last_checkpoint() {
     // Resume at the next batch: 3000, which gets the replayed row c,100 again;
     // the window's panes were restored too.
     call(&http, "POST", format!("{b}/sources/s"), "a,5").await;
-    let times = call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 2}",
-    )
-    .await;
+    let times = advance(&http, b, 2).await;
     assert_eq!(times["batch_times"], json!([3000, 4000]));
     let window = call(&http, "GET", format!("{b}/queries/recent/results"), "").await;
     assert_eq!(
@@ -211,13 +198,7 @@ async fn a_torn_checkpoint_is_ignored_and_a_foreign_version_refused() {
     let server = start(&dir, &init);
     let b = &server.base;
     call(&http, "POST", format!("{b}/sources/s"), "a,1").await;
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 2}",
-    )
-    .await;
+    advance(&http, b, 2).await;
     drop(server);
     // A later checkpoint killed before its COMMIT marker.
     let torn = dir
@@ -494,39 +475,21 @@ async fn a_generator_resumes_without_gaps_or_repeats_after_kill_nine() {
     // An uninterrupted run of 5 batches.
     let reference = start(&dir.join("reference"), &init);
     let b = reference.base.clone();
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 5}",
-    )
-    .await;
+    advance(&http, &b, 5).await;
     let expected = state(b).await;
     drop(reference);
 
     let server = start(&dir, &init);
     let b = server.base.clone();
     // Checkpoints at 2000 and 4000 (every 2 batches); batch 5000 is only in the log.
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 5}",
-    )
-    .await;
+    advance(&http, &b, 5).await;
     assert_eq!(state(b).await, expected);
     drop(server); // kill -9
     let server = start(&dir, &init);
     let b = server.base.clone();
     assert_eq!(state(b.clone()).await["batch_time"], 4000);
     // Batch 5000 again: the logged lines, not new ones.
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 1}",
-    )
-    .await;
+    advance(&http, &b, 1).await;
     assert_eq!(state(b.clone()).await, expected);
     let words: i64 = expected["rows"]
         .as_array()
@@ -546,13 +509,7 @@ async fn a_query_created_between_checkpoints_survives_kill_nine_after_one_batch(
     let server = start(&dir, &init);
     let b = server.base.clone();
     // Checkpoints every 2 batches: at 1000 (the init's catalog) and 2000.
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 2}",
-    )
-    .await;
+    advance(&http, &b, 2).await;
     let created = call(
         &http,
         "POST",
@@ -562,13 +519,7 @@ async fn a_query_created_between_checkpoints_survives_kill_nine_after_one_batch(
     .await;
     assert_eq!(created["results"][0]["name"], "later", "{created}");
     // Batch 3000 is not on the every-2 grid, but the catalog changed: checkpoint.
-    call(
-        &http,
-        "POST",
-        format!("{b}/clock/advance"),
-        "{\"batches\": 1}",
-    )
-    .await;
+    advance(&http, &b, 1).await;
     drop(server); // kill -9
     let server = start(&dir, &init);
     let b = server.base.clone();

@@ -6,8 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sluice::config::Config;
-
 use crate::common::TestServer;
 
 fn data_dir(name: &str) -> std::path::PathBuf {
@@ -17,17 +15,10 @@ fn data_dir(name: &str) -> std::path::PathBuf {
     dir.canonicalize().unwrap()
 }
 
-async fn server_on(dir: &std::path::Path) -> TestServer {
-    let mut config = Config::for_test(1000);
-    config.data_dir = dir.to_path_buf();
-    config.engine.data_dir = Some(dir.to_path_buf());
-    TestServer::with_config(config).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_sinks_write_one_file_per_batch_as_json_and_csv() {
     let dir = data_dir("files");
-    let s = server_on(&dir).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok("CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
           CREATE QUERY totals AS SELECT k, sum(v) AS total FROM s GROUP BY k ORDER BY k;
           CREATE SINK as_json FROM totals INTO FILES 'out/totals';
@@ -92,7 +83,7 @@ async fn sink_paths_outside_the_allowed_directories_are_refused() {
     let dir = data_dir("confined");
     let outside = data_dir("outside");
     std::os::unix::fs::symlink(&outside, dir.join("escape")).unwrap();
-    let s = server_on(&dir).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok("CREATE SOURCE s (k TEXT) FROM HTTP FORMAT CSV; CREATE QUERY q AS SELECT k FROM s;")
         .await;
     for (path, expected) in [
@@ -258,7 +249,7 @@ async fn a_parquet_sink_writes_one_file_per_batch_named_by_batch_time() {
     use datafusion::arrow::array::{AsArray, Int64Array};
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let dir = data_dir("parquet");
-    let s = server_on(&dir).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok("CREATE SOURCE s (k TEXT, v BIGINT) FROM HTTP FORMAT CSV;
           CREATE QUERY totals AS SELECT k, sum(v) AS total FROM s GROUP BY k ORDER BY k;
           CREATE SINK pq FROM totals INTO PARQUET 'out/totals';")
@@ -304,7 +295,7 @@ async fn the_wordcount_files_example_saves_each_batch_as_a_csv_file() {
     let dir = data_dir("wc-files");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let s = server_on(&dir).await;
+    let s = TestServer::with_data_dir(1000, &dir).await;
     s.ok(&crate::examples::example("wordcount_files.sql").replace("localhost:9999", &addr))
         .await;
     let (mut peer, _) = listener.accept().await.unwrap();
