@@ -160,11 +160,9 @@ pub struct Engine {
     catalog_dirty: bool,
     /// The batch time of the last checkpoint written or restored.
     last_checkpoint: Option<BatchTime>,
-    /// While restoring: each source's position in its write-ahead log, and a
-    /// Kafka source's offsets.
-    restore_positions: BTreeMap<String, u64>,
-    restore_offsets: BTreeMap<String, BTreeMap<i32, i64>>,
-    restore_files: BTreeMap<String, Vec<String>>,
+    /// While restoring: each source's position (log sequence number, Kafka
+    /// offsets, files read), by source name.
+    restoring: BTreeMap<String, SourcePosition>,
 }
 
 impl Engine {
@@ -186,9 +184,7 @@ impl Engine {
             batches_run: 0,
             catalog_dirty: false,
             last_checkpoint: None,
-            restore_positions: BTreeMap::new(),
-            restore_offsets: BTreeMap::new(),
-            restore_files: BTreeMap::new(),
+            restoring: BTreeMap::new(),
         }
     }
 
@@ -393,20 +389,10 @@ impl Engine {
         let t = BatchTime(manifest.batch_time);
         // The manual clock resumes at the checkpoint; the system clock at now.
         self.clock.set_ran(t);
-        self.restore_positions = manifest
+        self.restoring = manifest
             .sources
             .iter()
-            .map(|p| (p.name.clone(), p.wal_seq))
-            .collect();
-        self.restore_offsets = manifest
-            .sources
-            .iter()
-            .map(|p| (p.name.clone(), p.kafka_offsets.clone()))
-            .collect();
-        self.restore_files = manifest
-            .sources
-            .iter()
-            .map(|p| (p.name.clone(), p.files.clone()))
+            .map(|p| (p.name.clone(), p.clone()))
             .collect();
         for entry in &manifest.catalog {
             // Sources start now: a generator makes no rows for the downtime.
@@ -419,18 +405,14 @@ impl Engine {
             let result = self.execute(&entry.sql).await;
             self.zero_override = None;
             if let Err(f) = result {
-                self.restore_positions.clear();
-                self.restore_offsets.clear();
-                self.restore_files.clear();
+                self.restoring.clear();
                 return Err(format!(
                     "cannot recreate {} '{}': {}",
                     entry.kind, entry.name, f.error.message
                 ));
             }
         }
-        self.restore_positions.clear();
-        self.restore_offsets.clear();
-        self.restore_files.clear();
+        self.restoring.clear();
         for file in &manifest.files {
             let watch = Stopwatch::start();
             let batches = checkpoint_io::read(&found.dir, &file.file).map_err(|e| e.to_string())?;

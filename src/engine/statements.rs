@@ -190,6 +190,8 @@ impl Engine {
         };
         // The write-ahead log first: a generator resumes after the last batch it
         // logged, whose rows are replayed rather than made again.
+        // Where a restored source resumes (nothing when not restoring).
+        let resume = self.restoring.get(&spec.name).cloned().unwrap_or_default();
         // Kafka replays from its offsets, a directory from its files: no log.
         let logged = !matches!(
             spec.kind,
@@ -197,7 +199,7 @@ impl Engine {
         );
         let log = match (&self.config.data_dir, self.config.wal && logged) {
             (Some(dir), true) => {
-                let position = self.restore_positions.get(&spec.name).copied().unwrap_or(0);
+                let position = resume.wal_seq;
                 let opened = wal::open(
                     wal::dir_of(dir, &spec.name),
                     &spec.name,
@@ -227,25 +229,15 @@ impl Engine {
             Some(logged) => logged.max(self.zero_time()),
             None => self.zero_time(),
         };
-        let offsets = self
-            .restore_offsets
-            .get(&spec.name)
-            .cloned()
-            .unwrap_or_default();
-        let mut feeder = source::build(&spec, zero, offsets.clone())
+        let mut feeder = source::build(&spec, zero, resume.kafka_offsets.clone())
             .map_err(|m| SqlError::at(m, create.name.at))?;
         let handle = Arc::new(SourceHandle::new(
             spec,
             self.clock.clone(),
             self.config.source_limits,
         ));
-        handle.restore_kafka_offsets(offsets);
-        handle.mark_files_read(
-            self.restore_files
-                .get(&handle.spec.name)
-                .cloned()
-                .unwrap_or_default(),
-        );
+        handle.restore_kafka_offsets(resume.kafka_offsets);
+        handle.mark_files_read(resume.files);
         if let Some((position, mut opened)) = log {
             handle.replay(position, std::mem::take(&mut opened.replay));
             handle.attach_wal(Wal::start(opened, Arc::downgrade(&handle), handle.name()));

@@ -54,7 +54,7 @@ pub struct DataFile {
 }
 
 /// Where a source's input stands at a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcePosition {
     pub name: String,
     /// The write-ahead log sequence number of the last record in a batch the
