@@ -25,18 +25,26 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 # themselves on 127.0.0.1 and stop it at the end.
 SLUICE_TANSU="$(scripts/install-broker.sh)"
 export SLUICE_TANSU
-# A real PostgreSQL server for the PostgreSQL sink tests (Debian's package; the
-# tests start their own cluster on 127.0.0.1 and stop it).
+# Debian packages: a real PostgreSQL server for the PostgreSQL sink tests (they
+# start their own cluster on 127.0.0.1 and stop it), and Chromium for the
+# dashboard's browser test.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-if [ -z "$(pg_bin)" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    else
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    fi
+missing=()
+[ -n "$(pg_bin)" ] || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== apt-get install ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 SLUICE_PG_BIN="$(pg_bin)"
 export SLUICE_PG_BIN
+export SLUICE_CHROMIUM=/usr/bin/chromium
+# playwright-core (from the npm registry, pinned by tests/browser/package-lock.json)
+# drives that Chromium; it downloads no browser of its own.
+need node || { echo "node is missing: install Node.js (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 # --- checks --------------------------------------------------------------------
 echo "== cargo fmt --check"

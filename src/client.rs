@@ -110,8 +110,12 @@ pub fn print_batch(batch: &Value) -> String {
             lag["missed"], lag["last"], lag["resume"]
         );
     }
-    if batch.get("end").is_some() {
-        return "(the query was dropped)\n".to_string();
+    if let Some(end) = batch.get("end") {
+        return match batch.get("code").and_then(Value::as_str) {
+            Some("shutdown") => "(the server is shutting down)\n".to_string(),
+            Some("dropped") | None => "(the query was dropped)\n".to_string(),
+            Some(_) => format!("(the stream ended: {})\n", end.as_str().unwrap_or_default()),
+        };
     }
     let mut s = format!("{DASHES}\nTime: {} ms\n{DASHES}\n", batch["batch_time"]);
     let rows = batch["rows"].as_array().cloned().unwrap_or_default();

@@ -68,7 +68,7 @@ impl RunningServer {
         // A final checkpoint, so a restart resumes exactly here.
         let _ = self.engine.checkpoint().await;
         for query in self.engine.registry.all_queries() {
-            query.results.close();
+            query.results.close(crate::sink::EndReason::Shutdown);
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

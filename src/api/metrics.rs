@@ -13,8 +13,14 @@ use super::AppState;
 use crate::engine::QueryStatus;
 
 pub async fn health(State(app): State<AppState>) -> Json<Value> {
-    let last = app.engine.registry.last_batch().map(|t| t.millis());
-    Json(json!({ "status": "ok", "last_batch_time": last }))
+    let registry = &app.engine.registry;
+    let last = registry.last_batch().map(|t| t.millis());
+    Json(json!({
+        "status": "ok",
+        "last_batch_time": last,
+        "batch_interval_ms": registry.clock.interval().millis(),
+        "clock": if registry.clock.is_manual() { "manual" } else { "system" },
+    }))
 }
 
 pub async fn prometheus(State(app): State<AppState>) -> impl IntoResponse {

@@ -9,10 +9,11 @@ mod queries;
 mod sinks;
 mod sources;
 mod sql;
+mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -29,7 +30,8 @@ pub struct AppState {
 
 pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
     Router::new()
-        .route("/", get(dashboard))
+        .route("/", get(web::index))
+        .route("/ui/{file}", get(web::asset))
         .route("/health", get(metrics::health))
         .route("/metrics", get(metrics::prometheus))
         .route("/sql", post(sql::post_sql))
@@ -51,10 +53,6 @@ pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(AppState { engine })
-}
-
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("../../web/index.html"))
 }
 
 async fn not_found() -> ApiError {

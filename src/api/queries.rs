@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 use super::{raw_json, ApiError, AppState};
 use crate::engine::{schema_json, QueryInfo};
-use crate::sink::ResultBatch;
+use crate::sink::{EndReason, ResultBatch};
 use crate::time::BatchTime;
 
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
@@ -86,12 +86,15 @@ fn query(app: &AppState, name: &str) -> Result<Arc<QueryInfo>, ApiError> {
 }
 
 fn summary(q: &QueryInfo) -> Value {
+    let (batches, output_rows_total) = q.totals();
     json!({
         "name": q.name,
         "kind": q.kind.name(),
         "sql": q.sql,
         "status": q.status(),
         "last_batch": q.last_metrics(),
+        "batches": batches,
+        "output_rows_total": output_rows_total,
     })
 }
 
@@ -294,8 +297,8 @@ enum Update {
         last: Option<i64>,
         resume: i64,
     },
-    /// The query was dropped.
-    End,
+    /// The stream ended: the query was dropped or the server is shutting down.
+    End(EndReason),
 }
 
 struct Subscription {
@@ -346,7 +349,7 @@ impl Subscription {
             }
             let Some(live) = self.live.as_mut() else {
                 self.ended = true;
-                return Some(Update::End);
+                return Some(Update::End(self.query.results.end_reason()));
             };
             match live.recv().await {
                 Ok(b) => self.pending.push_back(b),
@@ -371,7 +374,7 @@ impl Subscription {
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     self.ended = true;
-                    return Some(Update::End);
+                    return Some(Update::End(self.query.results.end_reason()));
                 }
             }
         }
@@ -440,9 +443,9 @@ fn sse_event(u: Update) -> Event {
         } => Event::default()
             .event("lagged")
             .data(json!({ "missed": missed, "last": last, "resume": resume }).to_string()),
-        Update::End => Event::default()
+        Update::End(why) => Event::default()
             .event("end")
-            .data(json!({ "reason": "query dropped" }).to_string()),
+            .data(json!({ "reason": why.message(), "code": why.code() }).to_string()),
     }
 }
 
@@ -456,7 +459,9 @@ fn ndjson_line(u: Update) -> Bytes {
         } => json!({ "lagged": { "missed": missed, "last": last, "resume": resume } })
             .to_string()
             .into_bytes(),
-        Update::End => json!({ "end": "query dropped" }).to_string().into_bytes(),
+        Update::End(why) => json!({ "end": why.message(), "code": why.code() })
+            .to_string()
+            .into_bytes(),
     };
     line.push(b'\n');
     Bytes::from(line)
@@ -524,8 +529,11 @@ mod tests {
         for t in 102..=201 {
             assert_eq!(time(sub.next().await), t * 1000);
         }
-        q.results.close();
-        assert!(matches!(sub.next().await, Some(Update::End)));
+        q.results.close(EndReason::Shutdown);
+        assert!(matches!(
+            sub.next().await,
+            Some(Update::End(EndReason::Shutdown))
+        ));
         assert!(sub.next().await.is_none());
     }
 

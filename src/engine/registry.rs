@@ -216,6 +216,12 @@ impl QueryInfo {
     pub fn last_metrics(&self) -> Option<BatchMetrics> {
         lock(&self.metrics).last().copied()
     }
+
+    /// Batches run and rows emitted since the query started (or was restored).
+    pub fn totals(&self) -> (u64, u64) {
+        let m = lock(&self.metrics);
+        (m.batches, m.output_rows_total)
+    }
 }
 
 /// Everything declared, as the API reads it.

@@ -748,7 +748,7 @@ impl Engine {
             }
             ObjectKind::Query => {
                 for q in self.queries.iter().filter(|q| q.info.name == name.value) {
-                    q.info.results.close();
+                    q.info.results.close(crate::sink::EndReason::Dropped);
                 }
                 self.queries.retain(|s| s.info.name != name.value);
                 write(&self.registry.queries).remove(&name.value);

@@ -8,4 +8,4 @@ pub mod output;
 pub mod postgres;
 pub mod results;
 
-pub use results::{ResultBatch, ResultStore, Retention};
+pub use results::{EndReason, ResultBatch, ResultStore, Retention};

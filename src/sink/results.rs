@@ -49,8 +49,36 @@ const BROADCAST_CAPACITY: usize = 64;
 pub struct ResultStore {
     retention: Retention,
     inner: Mutex<Retained>,
-    /// None once the query is dropped: subscribers then see the end of the stream.
+    /// None once closed: subscribers then see the end of the stream, and why.
     live: Mutex<Option<broadcast::Sender<Arc<ResultBatch>>>>,
+    ended: Mutex<EndReason>,
+}
+
+/// Why a store's subscriptions ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The query was dropped: it will not come back.
+    Dropped,
+    /// The server is shutting down: subscribers may reconnect to the restarted
+    /// server, which restores the query from its checkpoint.
+    Shutdown,
+}
+
+impl EndReason {
+    /// The machine-readable code in the closing event.
+    pub fn code(self) -> &'static str {
+        match self {
+            EndReason::Dropped => "dropped",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            EndReason::Dropped => "query dropped",
+            EndReason::Shutdown => "the server is shutting down",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -66,6 +94,7 @@ impl ResultStore {
             retention,
             inner: Mutex::new(Retained::default()),
             live: Mutex::new(Some(live)),
+            ended: Mutex::new(EndReason::Dropped),
         }
     }
 
@@ -116,9 +145,15 @@ impl ResultStore {
             .map_or(0, broadcast::Sender::receiver_count)
     }
 
-    /// Ends every subscription (the query was dropped).
-    pub fn close(&self) {
+    /// Ends every subscription, telling subscribers `why`.
+    pub fn close(&self, why: EndReason) {
+        *lock(&self.ended) = why;
         lock(&self.live).take();
+    }
+
+    /// Why subscriptions ended (meaningful once `subscribe` returns None).
+    pub fn end_reason(&self) -> EndReason {
+        *lock(&self.ended)
     }
 
     /// (batches, bytes) retained.
@@ -180,7 +215,7 @@ mod tests {
         let mut rx = store.subscribe().unwrap();
         store.push(batch(1000, 1));
         assert_eq!(rx.recv().await.unwrap().batch_time, BatchTime(1000));
-        store.close();
+        store.close(EndReason::Dropped);
         assert!(rx.recv().await.is_err());
         assert!(store.subscribe().is_none());
     }

@@ -257,7 +257,7 @@ async fn poll_replay_and_ndjson() {
     }
     assert_eq!(
         body,
-        "{\"batch_time\":3000,\"rows\":[{\"n\":0}]}\n{\"batch_time\":4000,\"rows\":[{\"n\":0}]}\n{\"end\":\"query dropped\"}\n"
+        "{\"batch_time\":3000,\"rows\":[{\"n\":0}]}\n{\"batch_time\":4000,\"rows\":[{\"n\":0}]}\n{\"end\":\"query dropped\",\"code\":\"dropped\"}\n"
     );
     server.server.stop().await;
 }
@@ -331,12 +331,72 @@ async fn bad_requests_get_json_errors() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let (status, body) = server.get("/health").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
-    let page = server.http.get(server.url("/")).send().await.unwrap();
-    assert!(page.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            serde_json::json!({"status": "ok", "last_batch_time": null, "batch_interval_ms": 1000, "clock": "manual"})
+        )
+    );
+    server.server.stop().await;
+}
+
+/// The dashboard's files are in the binary: `/` and every module it imports.
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary() {
+    let server = TestServer::start(1000).await;
+    let get = |path: &str| {
+        let url = server.url(path);
+        let http = server.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+            (r.status().as_u16(), kind, r.text().await.unwrap())
+        }
+    };
+    let (status, kind, page) = get("/").await;
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(page.contains("<script type=\"module\" src=\"/ui/app.js\">"));
+    // Every relative import of every module resolves to a served module.
+    let mut pending = vec!["app.js".to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(file) = pending.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let (status, kind, text) = get(&format!("/ui/{file}")).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (200, "text/javascript; charset=utf-8"),
+            "{file}"
+        );
+        for line in text.lines().filter(|l| l.starts_with("import ")) {
+            if let Some(module) = line.split("\"./").nth(1).and_then(|r| r.split('"').next()) {
+                pending.push(module.to_string());
+            }
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [
+            "api.js",
+            "app.js",
+            "chart.js",
+            "dom.js",
+            "editor.js",
+            "health.js",
+            "overview.js",
+            "query.js",
+            "table.js"
+        ]
+    );
+    let (status, kind, _) = get("/ui/style.css").await;
+    assert_eq!((status, kind.as_str()), (200, "text/css; charset=utf-8"));
+    let (status, body) = server.get("/ui/missing.js").await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (404, Some("no dashboard file 'missing.js'"))
+    );
     server.server.stop().await;
 }
 
