@@ -5,6 +5,11 @@ import { s, fmtInt, fmtMs, fmtTime } from "./dom.js";
 
 const WIDTH = 480;
 
+/** An SVG root that scales to its container's width. */
+function svgRoot(width, height, title, cls) {
+  return s("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": title, class: cls });
+}
+
 /** Horizontal bars, largest first: items are `{label, value}`. */
 export function barChart(items, { title }) {
   const rowHeight = 20;
@@ -13,13 +18,7 @@ export function barChart(items, { title }) {
   const height = Math.max(1, items.length) * rowHeight + 8;
   const max = Math.max(...items.map((i) => Math.abs(i.value)), 1);
   const span = WIDTH - labelWidth - valueWidth;
-  const svg = s("svg", {
-    viewBox: `0 0 ${WIDTH} ${height}`,
-    width: "100%",
-    role: "img",
-    "aria-label": title,
-    class: "bar-chart",
-  });
+  const svg = svgRoot(WIDTH, height, title, "bar-chart");
   items.forEach((item, i) => {
     const y = 4 + i * rowHeight;
     const w = Math.max(1, (Math.abs(item.value) / max) * span);
@@ -53,13 +52,7 @@ export function seriesChart(points, { title, unit, limit, limitLabel, format = f
   const y = (v) => top + plot - (v / max) * plot;
   const slots = Math.max(points.length, 30);
   const step = (WIDTH - left - 4) / slots;
-  const svg = s("svg", {
-    viewBox: `0 0 ${WIDTH} ${height}`,
-    width: "100%",
-    role: "img",
-    "aria-label": title,
-    class: "series-chart",
-  });
+  const svg = svgRoot(WIDTH, height, title, "series-chart");
   svg.append(
     s("line", { class: "axis", x1: left, x2: WIDTH, y1: top + plot, y2: top + plot }),
     s("text", { x: left - 4, y: top + 4, "text-anchor": "end" }, format(max / 1.1)),

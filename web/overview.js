@@ -17,10 +17,17 @@ function table(label, headers) {
   return { el, body };
 }
 
-/** A row of `n` empty cells, the classes of `headers`. */
+/** A row of empty cells with the classes of `headers`. */
 function blankRow(headers) {
   return h("tr", {}, headers.map(([, cls]) => h("td", { class: cls })));
 }
+
+/** Makes rows whose first cell is the item's name as text. */
+const namedRow = (headers) => (x) => {
+  const row = blankRow(headers);
+  text(row.cells[0], x.name);
+  return row;
+};
 
 const QUERY_COLUMNS = [
   ["name"],
@@ -150,22 +157,14 @@ export function overviewPage(main) {
       streams.body,
       st.streams,
       (x) => x.name,
-      (x) => {
-        const row = blankRow(STREAM_COLUMNS);
-        text(row.cells[0], x.name);
-        return row;
-      },
+      namedRow(STREAM_COLUMNS),
       (row, x) => fillQuery(row, x, false),
     );
     syncRows(
       sources.body,
       so.sources,
       (x) => x.name,
-      (x) => {
-        const row = blankRow(SOURCE_COLUMNS);
-        text(row.cells[0], x.name);
-        return row;
-      },
+      namedRow(SOURCE_COLUMNS),
       (row, x) => {
         const c = row.cells;
         text(c[1], x.kind);
@@ -195,11 +194,7 @@ export function overviewPage(main) {
       sinks.body,
       si.sinks,
       (x) => x.name,
-      (x) => {
-        const row = blankRow(SINK_COLUMNS);
-        text(row.cells[0], x.name);
-        return row;
-      },
+      namedRow(SINK_COLUMNS),
       (row, x) => {
         const c = row.cells;
         text(c[1], x.kind);
