@@ -12,7 +12,10 @@ import { mkdtempSync, writeFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 const BIN = process.env.SLUICE_BIN;
 const CHROMIUM = process.env.SLUICE_CHROMIUM ?? "/usr/bin/chromium";
@@ -119,6 +122,20 @@ async function barItems() {
   return page.$$eval("#bar-chart g.item", (gs) => gs.map((g) => ({ label: g.dataset.label, value: Number(g.dataset.value) })));
 }
 
+/** axe-core's WCAG 2 A and AA rules (contrast, labels, names, ARIA) on the page as it is now. */
+async function checkAccessibility(what) {
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }),
+  );
+  const problems = result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help}; ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`,
+  );
+  assert.deepEqual(problems, [], `accessibility of ${what}`);
+  accessibilityChecks.push(what);
+}
+const accessibilityChecks = [];
+
 const waitBatch = (t) =>
   page.waitForFunction((t) => document.querySelector("#results")?.dataset.batchTime === String(t), t);
 
@@ -154,6 +171,7 @@ try {
   const sourceRow = await page.locator("table[aria-label=Sources] tbody tr").first().innerText();
   assert.match(sourceRow, /demo\s+generator/);
   assert.match(sourceRow, /connected/);
+  await checkAccessibility("the overview");
   log("overview lists the generator source");
 
   step = "editor: create a query";
@@ -179,6 +197,7 @@ try {
   await advance(1);
   await waitBatch(4000);
   await checkAgainstApi("top_words", 4000);
+  await checkAccessibility("a query's live page");
   log(`table and chart match GET /results at batches 3000 and 4000 (${batch.rows.length} rows)`);
 
   step = "sort";
@@ -227,6 +246,7 @@ try {
   const inputBars = await bars12.jsonValue();
   const history = (await api("/queries/top_words")).body.metrics.history.map((m) => m.input_rows);
   assert.deepEqual(inputBars, history, "input rows per batch as the API reports them");
+  await checkAccessibility("batch health");
   log("batch health charts show the query's 12 batches");
 
   step = "restart";
@@ -264,6 +284,7 @@ try {
   const lines = bad.split("\n");
   const offset = lines.slice(0, expected.line - 1).reduce((n, l) => n + l.length + 1, 0) + expected.column - 1;
   assert.deepEqual(caret, [offset, true], "the caret is put at the error");
+  await checkAccessibility("the editor showing an error");
   log(`bad SQL shows '${expected.message}' at line ${expected.line}, column ${expected.column}`);
 
   step = "10k rows per batch";
@@ -308,6 +329,7 @@ try {
 
   step = "console";
   assert.deepEqual(consoleErrors, [], "no console errors");
+  log(`no console errors; no axe-core WCAG 2 A/AA violations on ${accessibilityChecks.join(", ")}`);
 } catch (e) {
   await page.screenshot({ path: join(WORK, "failure.png"), fullPage: true }).catch(() => {});
   await fail(e);
