@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::api::Auth;
 use crate::clock::Clock;
-use crate::engine::EngineConfig;
+use crate::engine::{CatalogLimits, EngineConfig};
 use crate::sink::Retention;
 use crate::source::SourceLimits;
 use crate::time::{parse_duration, Interval};
@@ -69,22 +70,52 @@ pub struct ServeArgs {
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
-    /// Longest record a TCP or HTTP source accepts, in bytes; longer ones are counted as bad.
+    /// Longest record (line) a TCP, HTTP or directory source accepts, in bytes; a
+    /// longer one is counted as a bad record and skipped, never held whole.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_record_bytes: usize,
+    /// Most rows one HTTP ingest request may carry (more: 413).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_ingest_rows: usize,
+    /// Most sources and static tables, together.
+    #[arg(long, default_value_t = 100)]
+    pub max_sources: usize,
+    /// Most queries and derived streams, together.
+    #[arg(long, default_value_t = 1000)]
+    pub max_queries: usize,
+    /// Most sinks.
+    #[arg(long, default_value_t = 100)]
+    pub max_sinks: usize,
+    /// Most SSE / NDJSON subscribers of one query at a time (more: 429).
+    #[arg(long, default_value_t = 2000)]
+    pub max_subscribers: usize,
+    /// A token that every request changing the server must present as
+    /// `Authorization: Bearer <token>` (see docs/operations.md).
+    #[arg(long, env = "SLUICE_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// With --auth-token: reads need the token too (except /health and the
+    /// dashboard's own files).
+    #[arg(long)]
+    pub auth_reads: bool,
 }
 
 /// HTTP API settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ApiLimits {
     /// Largest request body in bytes (default 16 MiB); larger gets 413.
     pub max_body_bytes: usize,
+    /// Subscribers of one query at a time (default 2000); more get 429.
+    pub max_subscribers: usize,
+    /// The bearer token and what it guards; None: the API is open.
+    pub auth: Option<Auth>,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
         ApiLimits {
             max_body_bytes: 16 << 20,
+            max_subscribers: 2000,
+            auth: None,
         }
     }
 }
@@ -110,6 +141,10 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("--allow-path {0} is not a directory")]
     AllowPath(String),
+    #[error("--auth-token is empty: give a token, or leave the option out for an open API")]
+    EmptyToken,
+    #[error("--auth-reads needs --auth-token (or SLUICE_AUTH_TOKEN)")]
+    ReadsWithoutToken,
 }
 
 impl ServeArgs {
@@ -148,7 +183,19 @@ impl ServeArgs {
         };
         engine.source_limits = SourceLimits {
             max_record_bytes: nonzero(self.max_record_bytes, "max-record-bytes")?,
+            max_ingest_rows: nonzero(self.max_ingest_rows, "max-ingest-rows")?,
             ..SourceLimits::default()
+        };
+        engine.catalog_limits = CatalogLimits {
+            sources: nonzero(self.max_sources, "max-sources")?,
+            queries: nonzero(self.max_queries, "max-queries")?,
+            sinks: nonzero(self.max_sinks, "max-sinks")?,
+        };
+        let auth = match (&self.auth_token, self.auth_reads) {
+            (Some(t), _) if t.trim().is_empty() => return Err(ConfigError::EmptyToken),
+            (Some(t), reads) => Some(Auth::new(t.trim().to_string(), reads)),
+            (None, true) => return Err(ConfigError::ReadsWithoutToken),
+            (None, false) => None,
         };
         Ok(Config {
             addr,
@@ -158,6 +205,8 @@ impl ServeArgs {
             engine,
             api: ApiLimits {
                 max_body_bytes: nonzero(self.max_body_bytes, "max-body-bytes")?,
+                max_subscribers: nonzero(self.max_subscribers, "max-subscribers")?,
+                auth,
             },
         })
     }

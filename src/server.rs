@@ -62,11 +62,12 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Ends every subscription (subscribers get a closing event), stops accepting
-    /// requests and waits for the HTTP server to finish.
+    /// Shuts down in order: the sources stop, the batch in progress completes, a
+    /// final checkpoint is written (so a restart resumes exactly here), every
+    /// subscription ends with a closing event, then the HTTP server stops accepting
+    /// requests and finishes those in flight.
     pub async fn stop(mut self) {
-        // A final checkpoint, so a restart resumes exactly here.
-        let _ = self.engine.checkpoint().await;
+        let _ = self.engine.shutdown().await;
         for query in self.engine.registry.all_queries() {
             query.results.close(crate::sink::EndReason::Shutdown);
         }
@@ -103,6 +104,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         addr: config.addr,
         source,
     })?;
+    if !addr.ip().is_loopback() && config.api.auth.is_none() {
+        tracing::warn!(
+            %addr,
+            "listening beyond this machine without --auth-token: anyone who can reach the port can create, drop and feed; set --auth-token (or SLUICE_AUTH_TOKEN)"
+        );
+    }
     let app = api::router(handle.clone(), config.api);
     let (tx, rx) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {

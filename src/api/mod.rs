@@ -3,6 +3,7 @@
 //! with `tower::ServiceExt::oneshot`. One file per resource; one error type,
 //! [`ApiError`], maps every failure to a status and a JSON body.
 
+mod auth;
 mod clock;
 mod metrics;
 mod queries;
@@ -18,6 +19,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+pub use auth::Auth;
+
 use crate::config::ApiLimits;
 use crate::engine::EngineHandle;
 use crate::sql::dialect::SqlError;
@@ -26,6 +29,8 @@ use crate::sql::dialect::SqlError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: EngineHandle,
+    /// Subscribers of one query at a time.
+    pub max_subscribers: usize,
 }
 
 pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
@@ -52,7 +57,14 @@ pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
         .route("/clock/advance", post(clock::advance))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .with_state(AppState { engine })
+        .layer(axum::middleware::from_fn_with_state(
+            limits.auth.clone(),
+            auth::require,
+        ))
+        .with_state(AppState {
+            engine,
+            max_subscribers: limits.max_subscribers,
+        })
 }
 
 async fn not_found() -> ApiError {

@@ -407,6 +407,16 @@ pub async fn stream(
         ),
     };
     let after = params.after.or(last_event_id).map(BatchTime);
+    let subscribers = q.results.subscribers();
+    if subscribers >= app.max_subscribers {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "query '{name}' already has {subscribers} subscribers, its limit (--max-subscribers {}); retry later or poll /results",
+                app.max_subscribers
+            ),
+        ));
+    }
     let cadence = q.cadence_ms(app.engine.registry.clock.interval().millis());
     let updates = Subscription::new(q, after, cadence).into_stream();
     match params.format.as_deref() {

@@ -56,9 +56,13 @@ pub async fn ingest(
         Err(e @ IngestError::Busy(..)) => {
             Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
         }
-        Err(e @ IngestError::TooBig { .. }) => {
+        Err(e @ (IngestError::TooBig { .. } | IngestError::TooManyRows { .. })) => {
             Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))
         }
+        Err(e @ IngestError::Stopped) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
         Err(e @ IngestError::Log(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             e.to_string(),

@@ -55,6 +55,30 @@ pub struct EngineConfig {
     pub wal: bool,
     /// Roots besides `data_dir` that file sinks may write under (`--allow-path`).
     pub allowed_paths: Vec<std::path::PathBuf>,
+    /// How many objects the catalog may hold.
+    pub catalog_limits: CatalogLimits,
+}
+
+/// Most objects of each kind (`--max-sources`, `--max-queries`, `--max-sinks`); a
+/// CREATE beyond them is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogLimits {
+    /// Sources and static tables together (default 100).
+    pub sources: usize,
+    /// Queries and derived streams together (default 1000).
+    pub queries: usize,
+    /// Sinks (default 100).
+    pub sinks: usize,
+}
+
+impl Default for CatalogLimits {
+    fn default() -> Self {
+        CatalogLimits {
+            sources: 100,
+            queries: 1000,
+            sinks: 100,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -67,6 +91,7 @@ impl Default for EngineConfig {
             checkpoint_interval: 10,
             wal: true,
             allowed_paths: Vec::new(),
+            catalog_limits: CatalogLimits::default(),
         }
     }
 }
@@ -286,6 +311,18 @@ impl Engine {
         let every = self.config.checkpoint_interval;
         if every > 0 && (self.batches_run.is_multiple_of(every) || self.catalog_dirty) {
             self.checkpoint_now().await;
+        }
+    }
+
+    /// Stops every source: receivers end, HTTP ingest is refused. What they had
+    /// received but not sealed into a batch is in the write-ahead log (or, for
+    /// Kafka, after the checkpoint's offsets), so a restart reads it again.
+    fn stop_sources(&mut self) {
+        for s in &mut self.sources {
+            s.handle.stop();
+            if let Some(task) = s.task.take() {
+                task.abort();
+            }
         }
     }
 
@@ -615,8 +652,11 @@ pub enum Command {
         batches: u32,
         reply: oneshot::Sender<Vec<i64>>,
     },
-    /// Write a checkpoint now (clean shutdown).
+    /// Write a checkpoint now.
     Checkpoint { reply: oneshot::Sender<bool> },
+    /// Clean shutdown: stop the sources, write a final checkpoint, and end the
+    /// engine task (after the batch in progress, since commands run between ticks).
+    Shutdown { reply: oneshot::Sender<bool> },
     /// Write a checkpoint into another data dir (benchmarks).
     CheckpointInto {
         dir: std::path::PathBuf,
@@ -673,6 +713,17 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Checkpoint { reply })
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+
+    /// Stops the sources, writes a final checkpoint and ends the engine task; true
+    /// if a checkpoint was written (false: none was needed or possible).
+    pub async fn shutdown(&self) -> Result<bool, EngineStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Shutdown { reply })
             .await
             .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
@@ -739,6 +790,13 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Command>) {
                 }
                 Some(Command::Checkpoint { reply }) => {
                     let _ = reply.send(engine.checkpoint_now().await.is_some());
+                }
+                Some(Command::Shutdown { reply }) => {
+                    engine.stop_sources();
+                    let written = engine.checkpoint_now().await.is_some();
+                    tracing::info!(checkpoint = written, "engine stopped: sources stopped, final checkpoint done");
+                    let _ = reply.send(written);
+                    break;
                 }
                 Some(Command::State { query, reply }) => {
                     let _ = reply.send(engine.cumulative_table(&query).await);

@@ -63,6 +63,11 @@ impl Engine {
 
     async fn apply(&mut self, parsed: Parsed) -> Result<Value, SqlError> {
         let at = parsed.at;
+        // A restore recreates what was there, whatever the limits are now.
+        if self.zero_override.is_none() {
+            self.within_limits(&parsed.statement)
+                .map_err(|e| e.or_at(at))?;
+        }
         let result = match parsed.statement {
             Statement::CreateSource(create) => self.create_source(create, parsed.sql),
             Statement::CreateStream { name, body } => {
@@ -84,6 +89,34 @@ impl Engine {
             Statement::CreateTable(create) => self.create_table(create, parsed.sql),
         };
         result.map_err(|e| e.or_at(at))
+    }
+
+    /// Refuses a CREATE beyond the catalog limits (`--max-sources`, `--max-queries`,
+    /// `--max-sinks`).
+    fn within_limits(&self, statement: &Statement) -> Result<(), SqlError> {
+        let limits = self.config.catalog_limits;
+        let (what, count, max, flag) = match statement {
+            Statement::CreateSource(_) | Statement::CreateTable(_) => (
+                "sources and tables",
+                self.sources.len() + self.tables.len(),
+                limits.sources,
+                "--max-sources",
+            ),
+            Statement::CreateStream { .. } | Statement::CreateQuery { .. } => (
+                "queries and streams",
+                self.queries.len() + self.streams.len(),
+                limits.queries,
+                "--max-queries",
+            ),
+            Statement::CreateSink(_) => ("sinks", self.sinks.len(), limits.sinks, "--max-sinks"),
+            _ => return Ok(()),
+        };
+        if count >= max {
+            return Err(SqlError::new(format!(
+                "this server already has {count} {what}, its limit ({flag} {max}); DROP one first"
+            )));
+        }
+        Ok(())
     }
 
     /// Which kind of object holds `name`, if any (one namespace for all).

@@ -109,22 +109,47 @@ impl Source for DirectorySource {
         let mut done = Vec::with_capacity(files.len());
         for (_, name) in files {
             let path = self.dir.join(&name);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
                 Err(e) => {
                     // Gone or unreadable: try again at the next batch.
                     tracing::warn!(source = %handle.name(), file = %path.display(), "cannot read: {e}");
                     continue;
                 }
             };
-            handle
-                .bytes_total
-                .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let mut framer = LineFramer::new(handle.limits.max_record_bytes);
-            handle.decode_into(&mut framer, &mut decoder, &bytes, true);
+            if let Err(e) = read_lines(file, &mut framer, &mut decoder, handle) {
+                // The rows before the error are kept, and the file is not read again.
+                tracing::warn!(source = %handle.name(), file = %path.display(), "read stopped midway: {e}");
+            }
             done.push(name);
         }
         handle.mark_files_read(done);
         (decoder.rows() > 0).then(|| decoder.finish())
+    }
+}
+
+/// Bytes read from a file at a time: a line longer than the source's record limit
+/// is skipped as it streams by and counted as one bad record, never held whole.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Frames and decodes the lines of one file, a chunk at a time.
+fn read_lines(
+    mut file: std::fs::File,
+    framer: &mut LineFramer,
+    decoder: &mut crate::source::decode::Decoder,
+    handle: &SourceHandle,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = file.read(&mut buf)?;
+        handle
+            .bytes_total
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        handle.decode_into(framer, decoder, &buf[..n], n == 0);
+        if n == 0 {
+            return Ok(());
+        }
     }
 }

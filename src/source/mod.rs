@@ -85,6 +85,8 @@ pub struct SourceLimits {
     pub max_record_bytes: usize,
     /// Rows a source may buffer before its receiver waits for the engine (default 4 M).
     pub max_buffered_rows: usize,
+    /// Rows one HTTP ingest request may carry (default 1 000 000).
+    pub max_ingest_rows: usize,
 }
 
 impl Default for SourceLimits {
@@ -92,6 +94,7 @@ impl Default for SourceLimits {
         SourceLimits {
             max_record_bytes: 1 << 20,
             max_buffered_rows: 4_000_000,
+            max_ingest_rows: 1_000_000,
         }
     }
 }
@@ -148,6 +151,8 @@ pub enum SourceStatus {
     Retrying { error: String, attempts: u64 },
     /// Trying for the first time.
     Connecting,
+    /// The server is shutting down.
+    Stopped,
 }
 
 /// A sampled bad record, for the API and the dashboard.
@@ -189,6 +194,11 @@ pub enum IngestError {
         rows: usize,
         max: usize,
     },
+    #[error("the request has {rows} rows, more than one request may carry ({max}, --max-ingest-rows); split it")]
+    TooManyRows { rows: usize, max: usize },
+    /// The server is shutting down: its sources have stopped.
+    #[error("the server is shutting down; nothing of this request was kept")]
+    Stopped,
     /// The write-ahead log could not take the rows (a disk problem).
     #[error("{0}; nothing of this request was kept, retry later")]
     Log(WalError),
@@ -219,6 +229,8 @@ pub struct SourceHandle {
     kafka: Mutex<KafkaPositions>,
     /// A directory source's files read into batches.
     files: Mutex<std::collections::BTreeSet<String>>,
+    /// Set at shutdown: ingest is refused from then on.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Offsets of a Kafka source's chunks. A chunk's offsets move from `pending` to
@@ -256,6 +268,7 @@ impl SourceHandle {
             position: AtomicU64::new(0),
             kafka: Mutex::new(KafkaPositions::default()),
             files: Mutex::new(Default::default()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -396,13 +409,28 @@ impl SourceHandle {
 
     /// Decodes an HTTP request body, all or nothing: 202 with the count, or the
     /// first bad line (1-based) and nothing kept.
+    /// Shutdown: refuses further ingest and shows the source as stopped.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.set_status(SourceStatus::Stopped);
+    }
+
     pub async fn ingest(&self, body: &[u8]) -> Result<usize, IngestError> {
         if self.spec.kind != SourceKind::Http {
             return Err(IngestError::NotHttp(self.spec.name.clone()));
         }
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(IngestError::Stopped);
+        }
         let batch = decode_all(body, self.decoder(), self.limits.max_record_bytes)
             .map_err(|(line, message)| IngestError::BadRow { line, message })?;
         let rows = batch.num_rows();
+        if rows > self.limits.max_ingest_rows {
+            return Err(IngestError::TooManyRows {
+                rows,
+                max: self.limits.max_ingest_rows,
+            });
+        }
         if rows > self.limits.max_buffered_rows {
             let max = self.limits.max_buffered_rows;
             return Err(IngestError::TooBig {

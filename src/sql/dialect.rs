@@ -359,6 +359,17 @@ impl StatementParser<'_> {
             _ if self.tokens[0].token == Token::LParen => {
                 Ok(Statement::CreateQuery { name: None, options: Vec::new(), body: self.query_body(0)? })
             }
+            (Some("CREATE"), Some("EXTERNAL")) => Err(self.unsupported(
+                "CREATE EXTERNAL TABLE is refused: it reads files by path; use CREATE TABLE name (...) FROM FILE or CREATE SOURCE ... FROM DIRECTORY, which stay under --data-dir and --allow-path",
+            )),
+            (Some(word @ ("COPY" | "ATTACH" | "LOAD" | "INSTALL" | "IMPORT" | "EXPORT" | "PRAGMA")), _) => {
+                Err(self.unsupported(&format!(
+                    "'{word}' is refused: sluice's SQL does not read or write files or reach the network; read files with CREATE SOURCE ... FROM DIRECTORY or CREATE TABLE ... FROM FILE, write them with CREATE SINK ... INTO FILES | PARQUET"
+                )))
+            }
+            (Some(word @ ("SET" | "RESET")), _) => Err(self.unsupported(&format!(
+                "'{word}' is refused: engine settings are fixed by the server's command line (see docs/operations.md), not changed by SQL"
+            ))),
             (Some("CREATE"), Some(other)) => Err(self.unsupported(&format!(
                 "CREATE {other} is not supported; sluice knows CREATE SOURCE, CREATE STREAM, CREATE QUERY, CREATE TABLE and CREATE SINK"
             ))),

@@ -381,6 +381,7 @@ fn check_names(
 ) -> Result<Vec<String>, SqlError> {
     let mut ctes = Vec::new();
     collect_ctes(query, &mut ctes);
+    refuse_table_functions(query)?;
     let mut inputs = Vec::new();
     let mut unknown = None;
     let _ = visit_relations(query, |name: &ast::ObjectName| {
@@ -405,6 +406,16 @@ fn check_names(
         if ctes.contains(&value) {
             return ControlFlow::Continue(());
         }
+        if ident.quote_style == Some('\'') {
+            unknown = Some(SqlError::at(
+                format!(
+                    "'{value}' is a string, not a source: a query cannot read a file or URL by name; \
+                     declare it with CREATE SOURCE ... FROM DIRECTORY or CREATE TABLE ... FROM FILE"
+                ),
+                ident.span.start,
+            ));
+            return ControlFlow::Break(());
+        }
         if !tables.contains_key(&value) {
             unknown = Some(SqlError::at(
                 unknown_message(&value, tables),
@@ -422,6 +433,41 @@ fn check_names(
     }
     inputs.sort();
     Ok(inputs)
+}
+
+/// The SQL sandbox: a table function in FROM (`read_csv(...)`, `generate_series(...)`)
+/// could read files or make unbounded rows, so a query may read only declared
+/// sources, streams and tables (and `unnest`, which flattens a row's own arrays).
+fn refuse_table_functions(query: &Query) -> Result<(), SqlError> {
+    use ast::{Spanned, TableFactor, Visit, Visitor};
+    struct Refuse;
+    impl Visitor for Refuse {
+        type Break = SqlError;
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<SqlError> {
+            let (name, at) = match factor {
+                TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    ..
+                } => (name.to_string(), name.span().start),
+                TableFactor::Function { name, .. } => (name.to_string(), name.span().start),
+                TableFactor::TableFunction { expr, .. } => (expr.to_string(), expr.span().start),
+                _ => return ControlFlow::Continue(()),
+            };
+            ControlFlow::Break(SqlError::at(
+                format!(
+                    "table function '{name}' is not available: a continuous query reads only \
+                     declared sources, streams and tables (files through CREATE SOURCE ... FROM \
+                     DIRECTORY or CREATE TABLE ... FROM FILE)"
+                ),
+                at,
+            ))
+        }
+    }
+    match query.visit(&mut Refuse) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn unknown_message(name: &str, tables: &BTreeMap<String, Readable>) -> String {
