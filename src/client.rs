@@ -16,12 +16,34 @@ pub enum ClientError {
     Json(String),
 }
 
+/// Where the server is, and the token to present (`--token` or `SLUICE_AUTH_TOKEN`).
+pub struct Server {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl Server {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let request = reqwest::Client::new().request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
 /// Posts statements; returns the pretty-printed answer, or the server's error
 /// (with line and column) as the error.
-pub async fn sql(server: &str, text: &str) -> Result<String, ClientError> {
-    let url = format!("{}/sql", server.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .post(&url)
+pub async fn sql(server: &Server, text: &str) -> Result<String, ClientError> {
+    let response = server
+        .request(reqwest::Method::POST, "/sql")
         .header("content-type", "text/plain")
         .body(text.to_string())
         .send()
@@ -54,16 +76,16 @@ pub async fn sql(server: &str, text: &str) -> Result<String, ClientError> {
 
 /// Subscribes to a query and prints each batch as Spark's `print()` does.
 pub async fn tail(
-    server: &str,
+    server: &Server,
     query: &str,
     mut out: impl std::io::Write,
 ) -> Result<(), ClientError> {
-    let url = format!(
-        "{}/queries/{}/stream?format=ndjson",
-        server.trim_end_matches('/'),
-        query
-    );
-    let response = reqwest::get(&url)
+    let response = server
+        .request(
+            reqwest::Method::GET,
+            &format!("/queries/{query}/stream?format=ndjson"),
+        )
+        .send()
         .await
         .map_err(|source| ClientError::Connect {
             server: server.to_string(),

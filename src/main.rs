@@ -25,12 +25,18 @@ enum Command {
         sql: String,
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "SLUICE_SERVER")]
         server: String,
+        /// The server's --auth-token.
+        #[arg(long, env = "SLUICE_AUTH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Subscribe to a query and print each batch as Spark's print() does.
     Tail {
         query: String,
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "SLUICE_SERVER")]
         server: String,
+        /// The server's --auth-token (needed with --auth-reads).
+        #[arg(long, env = "SLUICE_AUTH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Measure throughput and per-query overhead on this machine (see docs/benchmarks.md).
     Bench(sluice::bench::BenchArgs),
@@ -61,7 +67,8 @@ fn main() -> ExitCode {
                 let config = args.validate()?;
                 sluice::server::serve(config).await?;
             }
-            Command::Sql { sql, server } => {
+            Command::Sql { sql, server, token } => {
+                let server = sluice::client::Server { url: server, token };
                 let text = if sql == "-" {
                     std::io::read_to_string(std::io::stdin())?
                 } else {
@@ -69,7 +76,12 @@ fn main() -> ExitCode {
                 };
                 println!("{}", sluice::client::sql(&server, &text).await?);
             }
-            Command::Tail { query, server } => {
+            Command::Tail {
+                query,
+                server,
+                token,
+            } => {
+                let server = sluice::client::Server { url: server, token };
                 sluice::client::tail(&server, &query, std::io::stdout()).await?;
             }
             Command::Bench(args) => sluice::bench::run(args).await?,

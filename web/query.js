@@ -2,7 +2,7 @@
 // top rows by a chosen numeric column, and its batch health. The stream reconnects
 // with `?after=` the last batch seen, so a server restart loses nothing retained.
 
-import { getJson, dropQuery, queryPath, ApiError } from "./api.js";
+import { getJson, dropQuery, queryPath, streamUrl, ApiError } from "./api.js";
 import { h, text, fmtInt, fmtMs, fmtTime } from "./dom.js";
 import { ResultTable, columnsOf } from "./table.js";
 import { barChart, healthCharts } from "./chart.js";
@@ -119,7 +119,7 @@ export function queryPage(main, name) {
   function connect() {
     if (left) return;
     const after = lastId !== null ? `?after=${lastId}` : "";
-    source = new EventSource(queryPath(name, `/stream${after}`));
+    source = new EventSource(streamUrl(queryPath(name, `/stream${after}`), server.authReads));
     source.addEventListener("open", () => {
       retryMs = 1000;
       setLive("live");

@@ -20,6 +20,7 @@ pub async fn health(State(app): State<AppState>) -> Json<Value> {
         "last_batch_time": last,
         "batch_interval_ms": registry.clock.interval().millis(),
         "clock": if registry.clock.is_manual() { "manual" } else { "system" },
+        "auth": app.auth.as_ref().map(|a| json!({ "writes": true, "reads": a.reads })),
     }))
 }
 
@@ -137,7 +138,7 @@ pub async fn prometheus(State(app): State<AppState>) -> impl IntoResponse {
         "sluice_query_subscribers",
         "gauge",
         "Live subscribers of the query's results.",
-        by_query(&|q| q.results.subscribers() as f64),
+        by_query(&|q| q.results.clients() as f64),
     );
     let last = registry.last_batch().map_or(-1.0, |t| t.millis() as f64);
     family(

@@ -31,6 +31,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// Subscribers of one query at a time.
     pub max_subscribers: usize,
+    /// What the token guards (`GET /health` tells clients); None: the API is open.
+    pub auth: Option<Auth>,
 }
 
 pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
@@ -64,6 +66,7 @@ pub fn router(engine: EngineHandle, limits: ApiLimits) -> Router {
         .with_state(AppState {
             engine,
             max_subscribers: limits.max_subscribers,
+            auth: limits.auth,
         })
 }
 

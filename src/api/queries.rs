@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 
 use super::{raw_json, ApiError, AppState};
 use crate::engine::{schema_json, QueryInfo};
+use crate::sink::results::ClientSlot;
 use crate::sink::{EndReason, ResultBatch};
 use crate::time::BatchTime;
 
@@ -134,7 +135,7 @@ fn details(q: &QueryInfo) -> Value {
         "results": {
             "retained_batches": retained_batches,
             "retained_bytes": retained_bytes,
-            "subscribers": q.results.subscribers(),
+            "subscribers": q.results.clients(),
         },
     })
 }
@@ -309,6 +310,8 @@ struct Subscription {
     pending: VecDeque<Arc<ResultBatch>>,
     last: Option<BatchTime>,
     ended: bool,
+    /// The subscriber's place under `--max-subscribers`, held while it is connected.
+    slot: Option<ClientSlot>,
 }
 
 impl Subscription {
@@ -332,6 +335,7 @@ impl Subscription {
             pending,
             last,
             ended: false,
+            slot: None,
         }
     }
 
@@ -407,18 +411,20 @@ pub async fn stream(
         ),
     };
     let after = params.after.or(last_event_id).map(BatchTime);
-    let subscribers = q.results.subscribers();
-    if subscribers >= app.max_subscribers {
+    let Some(slot) = q.results.admit_client(app.max_subscribers) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
-                "query '{name}' already has {subscribers} subscribers, its limit (--max-subscribers {}); retry later or poll /results",
+                "query '{name}' already has {} subscribers, its limit (--max-subscribers {}); retry later or poll /results",
+                q.results.clients(),
                 app.max_subscribers
             ),
         ));
-    }
+    };
     let cadence = q.cadence_ms(app.engine.registry.clock.interval().millis());
-    let updates = Subscription::new(q, after, cadence).into_stream();
+    let mut subscription = Subscription::new(q, after, cadence);
+    subscription.slot = Some(slot);
+    let updates = subscription.into_stream();
     match params.format.as_deref() {
         None | Some("sse") => {
             let events = updates.map(|u| Ok::<_, Infallible>(sse_event(u)));

@@ -52,6 +52,18 @@ pub struct ResultStore {
     /// None once closed: subscribers then see the end of the stream, and why.
     live: Mutex<Option<broadcast::Sender<Arc<ResultBatch>>>>,
     ended: Mutex<EndReason>,
+    /// API subscribers (SSE, NDJSON) now; sinks, which follow the broadcast too,
+    /// are not counted.
+    clients: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One API subscriber's place, given back when the subscription is dropped.
+pub struct ClientSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Why a store's subscriptions ended.
@@ -95,6 +107,7 @@ impl ResultStore {
             inner: Mutex::new(Retained::default()),
             live: Mutex::new(Some(live)),
             ended: Mutex::new(EndReason::Dropped),
+            clients: Arc::default(),
         }
     }
 
@@ -139,10 +152,20 @@ impl ResultStore {
         lock(&self.live).as_ref().map(broadcast::Sender::subscribe)
     }
 
-    pub fn subscribers(&self) -> usize {
-        lock(&self.live)
-            .as_ref()
-            .map_or(0, broadcast::Sender::receiver_count)
+    /// A place for one more API subscriber, if fewer than `max` hold one.
+    pub fn admit_client(&self, max: usize) -> Option<ClientSlot> {
+        use std::sync::atomic::Ordering;
+        self.clients
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClientSlot(Arc::clone(&self.clients)))
+    }
+
+    /// API subscribers (SSE, NDJSON) now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Ends every subscription, telling subscribers `why`.

@@ -41,13 +41,15 @@ async function fail(error) {
 }
 process.on("unhandledRejection", fail);
 
-const port = await new Promise((resolve) => {
-  const probe = createServer();
-  probe.listen(0, "127.0.0.1", () => {
-    const { port } = probe.address();
-    probe.close(() => resolve(port));
+const freePort = () =>
+  new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
   });
-});
+const port = await freePort();
 const BASE = `http://127.0.0.1:${port}`;
 const INIT = join(WORK, "init.sql");
 writeFileSync(
@@ -58,16 +60,16 @@ CREATE STREAM words AS SELECT unnest(string_to_array(line, ' ')) AS word FROM de
 );
 
 /** Starts the binary on the manual clock (T = 1 s) and waits until /health answers. */
-async function startServer() {
+async function startServer(at = port, data = "data", extra = []) {
   const child = spawn(
     BIN,
-    ["serve", "--clock", "manual", "--batch-interval", "1s", "--addr", `127.0.0.1:${port}`, "--data-dir", join(WORK, "data"), "--init", INIT],
+    ["serve", "--clock", "manual", "--batch-interval", "1s", "--addr", `127.0.0.1:${at}`, "--data-dir", join(WORK, data), "--init", INIT, ...extra],
     { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
   );
   const exited = new Promise((resolve) => child.on("exit", resolve));
   for (let i = 0; i < 200; i += 1) {
     try {
-      const r = await fetch(`${BASE}/health`);
+      const r = await fetch(`http://127.0.0.1:${at}/health`);
       if (r.ok) return { child, exited };
     } catch {
       // not listening yet
@@ -326,6 +328,32 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("table[aria-label=Queries] tbody tr").length === 0);
   assert.equal((await api("/queries/top_words")).status, 404, "the query is dropped");
   log("Stop (from the keyboard) dropped top_words");
+
+  step = "token";
+  // A server with --auth-token and --auth-reads: the dashboard asks once, then
+  // sends the token with every request and on its event stream.
+  const TOKEN = "dashboard-t0ken";
+  const securePort = await freePort();
+  const SECURE = `http://127.0.0.1:${securePort}`;
+  const secure = (await startServer(securePort, "secure", ["--auth-token", TOKEN, "--auth-reads"])).child;
+  const authed = { authorization: `Bearer ${TOKEN}` };
+  await fetch(`${SECURE}/sql`, { method: "POST", headers: authed, body: "CREATE QUERY lines AS SELECT count(*) AS n FROM demo" });
+  allowed = [/status of 401/];
+  await page.goto(`${SECURE}/`);
+  await page.locator("#token-form").waitFor();
+  await checkAccessibility("the token form");
+  await page.getByLabel("Token (the server's --auth-token)").fill(TOKEN);
+  await page.keyboard.press("Enter");
+  await page.locator("table[aria-label=Sources] tbody tr", { hasText: "demo" }).waitFor();
+  allowed = [];
+  assert.equal(await page.locator("#token-form").count(), 0, "asked once");
+  await page.goto(`${SECURE}/#/query/lines`);
+  await page.locator("#live-status", { hasText: /^live$/ }).waitFor();
+  await fetch(`${SECURE}/clock/advance`, { method: "POST", headers: authed, body: "{}" });
+  await page.waitForFunction(() => document.querySelector("#results")?.dataset.batchTime === "1000");
+  assert.deepEqual((await tableRows()).rows, [{ n: "200" }]);
+  secure.kill("SIGTERM");
+  log("with --auth-token --auth-reads the dashboard asked for the token once and streamed with it");
 
   step = "console";
   assert.deepEqual(consoleErrors, [], "no console errors");

@@ -335,7 +335,7 @@ async fn bad_requests_get_json_errors() {
         (status, body),
         (
             200,
-            serde_json::json!({"status": "ok", "last_batch_time": null, "batch_interval_ms": 1000, "clock": "manual"})
+            serde_json::json!({"status": "ok", "last_batch_time": null, "batch_interval_ms": 1000, "clock": "manual", "auth": null})
         )
     );
     server.server.stop().await;

@@ -8,6 +8,7 @@ mod common;
 mod dashboard;
 mod directory;
 mod examples;
+mod hardening;
 mod http_api;
 mod kafka;
 mod postgres;
