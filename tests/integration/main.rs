@@ -15,5 +15,6 @@ mod postgres;
 mod recovery;
 mod semantics;
 mod sinks;
+mod subscribers;
 mod tcp;
 mod windows;

@@ -18,8 +18,12 @@
 //! 7. Kafka: a word count fed from a local broker (tansu, as the tests use), at
 //!    1 s batches of the system clock: messages/s consumed, and the cost of a
 //!    checkpoint that holds the offsets.
+//! 8. Subscribers: 1000 SSE subscribers on one query, 10 of which never read; the
+//!    query's processing time with and without them ([`subscribers`]).
 //!
 //! Build with `--release`; a debug build measures the debugger's patience.
+
+pub mod subscribers;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -54,10 +58,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     pub idle_batches: u32,
     /// Which measurements to run, comma-separated: wordcount, idle, windows,
-    /// best-seller, cumulative, wal, kafka.
+    /// best-seller, cumulative, wal, kafka, subscribers.
     #[arg(
         long,
-        default_value = "wordcount,idle,windows,best-seller,cumulative,wal,kafka",
+        default_value = "wordcount,idle,windows,best-seller,cumulative,wal,kafka,subscribers",
         value_delimiter = ','
     )]
     pub sections: Vec<String>,
@@ -88,6 +92,14 @@ pub struct BenchArgs {
     /// Kafka bench: messages produced (8-word lines) before consuming.
     #[arg(long, default_value_t = 1_000_000)]
     pub kafka_messages: usize,
+    /// Subscribers bench: SSE subscribers that read, and that never read.
+    #[arg(long, default_value_t = 990)]
+    pub subscribers_reading: usize,
+    #[arg(long, default_value_t = 10)]
+    pub subscribers_stalled: usize,
+    /// Subscribers bench: batches per phase (one every 100 ms).
+    #[arg(long, default_value_t = 150)]
+    pub subscribers_batches: u32,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -118,6 +130,44 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if run("kafka") {
         kafka_section(&args).await?;
     }
+    if run("subscribers") {
+        subscribers_section(&args).await?;
+    }
+    Ok(())
+}
+
+async fn subscribers_section(args: &BenchArgs) -> anyhow::Result<()> {
+    let spec = subscribers::LoadSpec {
+        bin: std::env::current_exe()?,
+        readers: args.subscribers_reading,
+        stalled: args.subscribers_stalled,
+        batches: args.subscribers_batches,
+        every: Duration::from_millis(100),
+        lines_per_batch: 20_000,
+        rows_out: 100,
+    };
+    println!(
+        "\n## Subscribers: {} SSE readers and {} that never read, on one query\n",
+        spec.readers, spec.stalled
+    );
+    let r = subscribers::subscriber_load(&spec).await?;
+    let quiet = (r.quiet_before_us + r.quiet_after_us) as f64 / 2.0;
+    println!("| median processing, no subscribers (before / after) | with them | with / without | readers with every batch | stalled told they lagged | resident memory before → with | result batch |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {:.2} / {:.2} ms | {:.2} ms | {:.2} | {} of {} | {} of {} | {:.0} → {:.0} MiB | {} bytes |",
+        r.quiet_before_us as f64 / 1e3,
+        r.quiet_after_us as f64 / 1e3,
+        r.loaded_us as f64 / 1e3,
+        r.loaded_us as f64 / quiet,
+        r.readers_complete,
+        spec.readers,
+        r.stalled_lagged,
+        spec.stalled,
+        r.rss_before as f64 / 1048576.0,
+        r.rss_loaded as f64 / 1048576.0,
+        r.batch_bytes,
+    );
     Ok(())
 }
 
