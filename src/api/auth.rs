@@ -58,6 +58,9 @@ impl Auth {
 }
 
 pub async fn require(State(auth): State<Option<Auth>>, request: Request, next: Next) -> Response {
+    if let Some(refused) = cross_origin(&request) {
+        return refused;
+    }
     let Some(auth) = auth else {
         return next.run(request).await;
     };
@@ -75,6 +78,43 @@ pub async fn require(State(auth): State<Option<Auth>>, request: Request, next: N
             "this request changes the server: send 'Authorization: Bearer <token>' with the token given to --auth-token",
         ),
     }
+}
+
+/// A browser on another site may send a "simple" POST (a text/plain body needs no
+/// preflight) to a server on this machine; it marks it with its `Origin`. A request
+/// that changes something is refused when its Origin is not this server's own (the
+/// dashboard's requests are same-origin; curl and other programs send no Origin).
+fn cross_origin(request: &Request) -> Option<Response> {
+    let method = request.method();
+    if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+        return None;
+    }
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)?
+        .to_str()
+        .unwrap_or("");
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    if !host.is_empty() && authority.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    Some(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a request from the web page of another origin ({origin}) may not change this server"
+            ),
+        )
+        .into_response(),
+    )
 }
 
 /// The token of the `Authorization: Bearer` header, or of `?access_token=` on a read.

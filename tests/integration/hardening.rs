@@ -471,3 +471,56 @@ async fn after_shutdown_ingest_and_statements_are_refused() {
         )
     );
 }
+
+/// A web page of another site cannot make the browser change a server on this
+/// machine: a mutating request whose Origin is not the server's own is refused.
+#[tokio::test]
+async fn cross_origin_writes_are_refused() {
+    let server = TestServer::start(1000).await;
+    let host = server.base.trim_start_matches("http://").to_string();
+    let post = |origin: Option<String>| {
+        let mut r = server
+            .http
+            .post(server.url("/sql"))
+            .body("CREATE SOURCE h (k TEXT) FROM HTTP");
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let r = post(Some("http://evil.example".into())).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "a request from the web page of another origin (http://evil.example) may not change this server"
+    );
+    let (_, shown) = server.sql("SHOW SOURCES").await;
+    assert_eq!(
+        shown["results"][0]["rows"],
+        json!([]),
+        "nothing was created"
+    );
+    // The dashboard (same origin) and programs without an Origin are served.
+    assert_eq!(
+        post(Some(format!("http://{host}")))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    server.ok("DROP SOURCE h").await;
+    assert_eq!(post(None).await.unwrap().status().as_u16(), 200);
+    // Reads from anywhere stay as they were (the browser's same-origin policy
+    // keeps other sites from reading the answers: no CORS header is sent).
+    let r = server
+        .http
+        .get(server.url("/sources"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
