@@ -96,12 +96,7 @@ pub async fn subscriber_load(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
                         .flatten()
                         .filter_map(|t| t.as_i64()),
                 );
-                let q: serde_json::Value = http
-                    .get(format!("{base}/queries/q"))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
+                let q = get_json(&http, &format!("{base}/queries/q")).await?;
                 if let Some(us) = q["metrics"]["last_batch"]["processing_us"].as_u64() {
                     processing.push(us);
                 }
@@ -114,12 +109,7 @@ pub async fn subscriber_load(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     let clients = || {
         let (http, base) = (http.clone(), base.clone());
         async move {
-            let q: serde_json::Value = http
-                .get(format!("{base}/queries/q"))
-                .send()
-                .await?
-                .json()
-                .await?;
+            let q = get_json(&http, &format!("{base}/queries/q")).await?;
             anyhow::Ok(q["results"]["subscribers"].as_u64().unwrap_or(0) as usize)
         }
     };
@@ -157,12 +147,7 @@ pub async fn subscriber_load(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     );
     let (loaded_times, loaded_us) = phase(spec.batches).await?;
     let rss_loaded = resident_bytes(server.child.id());
-    let latest: serde_json::Value = http
-        .get(format!("{base}/queries/q/state"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let latest = get_json(&http, &format!("{base}/queries/q/state")).await?;
     let batch_bytes = latest.to_string().len();
 
     // Readers: every batch of the loaded phase, once, in order (given up to 60 s
@@ -209,6 +194,16 @@ pub async fn subscriber_load(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
         rss_loaded,
         batch_bytes,
     })
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
 }
 
 /// The batch ids (times) an SSE reader has received.
