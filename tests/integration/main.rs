@@ -1,10 +1,11 @@
 //! The one integration test binary (each extra binary relinks all of DataFusion).
 //! Modules: the `.slt` semantics runner, the HTTP API, real TCP peers, a real
 //! Kafka-protocol broker, the CLI, the dashboard in headless Chromium,
-//! and the examples in queries/.
+//! the examples in queries/, and the corpus of bad SQL and bad records.
 
 mod cli;
 mod common;
+mod corpus;
 mod dashboard;
 mod directory;
 mod examples;
