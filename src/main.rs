@@ -52,6 +52,9 @@ fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // DataFusion plans and prints expressions recursively: room for the deepest
+        // statement the dialect accepts (sql::dialect::MAX_EXPRESSION_DEPTH).
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(rt) => rt,

@@ -40,7 +40,7 @@ const MAX_PARALLELISM: usize = 256;
 impl Engine {
     /// Runs every statement of `text`; see the module docs for what is applied.
     pub async fn execute(&mut self, text: &str) -> Result<Vec<Value>, StatementFailure> {
-        let parsed = dialect::parse(text).map_err(|(index, error)| StatementFailure {
+        let parsed = parse_apart(text).map_err(|(index, error)| StatementFailure {
             index,
             error,
             applied: Vec::new(),
@@ -985,4 +985,31 @@ fn query_parallelism(options: &[(String, String)], default: usize) -> Result<usi
                 ))
             }),
     }
+}
+
+/// Stack of the thread that parses a request: parsing and checking a statement
+/// recurse as deep as it nests (sqlparser, its visitors, dropping a refused tree).
+const PARSE_STACK: usize = 64 << 20;
+
+/// Parses on a thread of its own with a large stack, so that a pathologically
+/// nested statement is refused by the depth checks (and its tree dropped there)
+/// rather than overflowing the engine's stack; a panic in the parser becomes an
+/// error, not a dead engine.
+fn parse_apart(text: &str) -> Result<Vec<Parsed>, (usize, SqlError)> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("sluice-parse".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || dialect::parse(text));
+        match parser {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err((
+                    1,
+                    SqlError::new("internal error: the SQL parser failed on this text"),
+                ))
+            }),
+            // No thread to be had: parse here.
+            Err(_) => dialect::parse(text),
+        }
+    })
 }

@@ -270,6 +270,7 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, (usize, SqlError)> {
             )
         })?;
     let mut out = Vec::new();
+    let mut cursor = TextCursor::new(text);
     for statement in tokens.split(|t| t.token == Token::SemiColon) {
         let meaningful: Vec<TokenWithSpan> = statement
             .iter()
@@ -279,13 +280,26 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, (usize, SqlError)> {
         let (Some(first), Some(last)) = (meaningful.first(), meaningful.last()) else {
             continue;
         };
-        let sql = slice(text, first.span.start, last.span.end).to_string();
+        let (a, b) = (
+            cursor.offset(first.span.start),
+            cursor.offset(last.span.end),
+        );
+        let sql = text.get(a..b).unwrap_or_default().to_string();
         let at = first.span.start;
         let end = last.span.end;
         let index = out.len() + 1;
+        check_nesting(&meaningful).map_err(|e| (index, e))?;
+        // The statement's own text starts here: slices of it need not walk from
+        // the start of the request.
+        let origin = TextCursor {
+            text,
+            byte: a,
+            line: first.span.start.line,
+            column: first.span.start.column,
+        };
         let statement = StatementParser {
             tokens: meaningful,
-            text,
+            origin,
         }
         .parse()
         .map_err(|e| (index, e.or_at(end)))?;
@@ -295,6 +309,85 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, (usize, SqlError)> {
         return Err((1, SqlError::new("no SQL statement found in the request")));
     }
     Ok(out)
+}
+
+/// `host:port` with a host and a port from 1 to 65535 (`[v6]:port` too).
+fn check_host_port(addr: &str, what: &str, example: &str) -> Result<(), String> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!("{what} '{addr}' needs a port, as in '{example}'"));
+    };
+    if host.trim().is_empty() {
+        return Err(format!("{what} '{addr}' has no host, as in '{example}'"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!(
+            "{what} '{addr}': port '{port}' is not a number from 1 to 65535"
+        )),
+    }
+}
+
+/// Most brackets open at once in a statement. sqlparser's own recursion limit
+/// answers deeper nesting, but near it some forms (`ARRAY[ARRAY[...]]`) make it
+/// backtrack for minutes: refuse those first.
+pub const MAX_BRACKETS: usize = 32;
+/// Deepest expression tree accepted (a chain `a + b + c ...` is as deep as it is
+/// long). DataFusion plans and prints expressions recursively; deeper trees could
+/// exhaust the stack.
+pub const MAX_EXPRESSION_DEPTH: usize = 128;
+
+fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
+    let mut depth = 0usize;
+    for t in tokens {
+        match t.token {
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                depth += 1;
+                if depth > MAX_BRACKETS {
+                    return Err(SqlError::at(
+                        format!(
+                            "statement is nested too deeply: more than {MAX_BRACKETS} brackets open at once"
+                        ),
+                        t.span.start,
+                    ));
+                }
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a query whose expressions nest deeper than [`MAX_EXPRESSION_DEPTH`].
+fn check_depth(query: &ast::Query) -> Result<(), SqlError> {
+    use datafusion::sql::sqlparser::ast::{Spanned, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Depth {
+        now: usize,
+    }
+    impl Visitor for Depth {
+        type Break = SqlError;
+        fn pre_visit_expr(&mut self, expr: &ast::Expr) -> ControlFlow<SqlError> {
+            self.now += 1;
+            if self.now > MAX_EXPRESSION_DEPTH {
+                return ControlFlow::Break(SqlError::at(
+                    format!(
+                        "statement is nested too deeply: an expression more than {MAX_EXPRESSION_DEPTH} levels deep (a long chain of OR or + counts one level per term; for many alternatives use IN (...))"
+                    ),
+                    expr.span().start,
+                ));
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, _: &ast::Expr) -> ControlFlow<SqlError> {
+            self.now -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    match query.visit(&mut Depth { now: 0 }) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn strip_location(message: &str) -> String {
@@ -308,33 +401,57 @@ fn is_blank(token: &Token) -> bool {
     matches!(token, Token::Whitespace(_) | Token::EOF)
 }
 
-/// The text between two locations (1-based line and column, columns in characters).
-fn slice(text: &str, start: Location, end: Location) -> &str {
-    let (a, b) = (offset(text, start), offset(text, end));
-    text.get(a.min(b)..b).unwrap_or(text)
+fn offset(text: &str, loc: Location) -> usize {
+    TextCursor::new(text).offset(loc)
 }
 
-fn offset(text: &str, loc: Location) -> usize {
-    let mut line = 1u64;
-    let mut column = 1u64;
-    for (i, c) in text.char_indices() {
-        if line == loc.line && column == loc.column {
-            return i;
-        }
-        if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
+/// Turns locations (1-based line and column, columns in characters) into byte offsets by walking the text forward from the last
+/// location asked for: asking in order (as statements and tokens come) costs one
+/// pass over the text in all, not one pass per location.
+#[derive(Clone)]
+struct TextCursor<'a> {
+    text: &'a str,
+    byte: usize,
+    line: u64,
+    column: u64,
+}
+
+impl<'a> TextCursor<'a> {
+    fn new(text: &'a str) -> TextCursor<'a> {
+        TextCursor {
+            text,
+            byte: 0,
+            line: 1,
+            column: 1,
         }
     }
-    text.len()
+
+    fn offset(&mut self, loc: Location) -> usize {
+        if (loc.line, loc.column) < (self.line, self.column) {
+            *self = TextCursor::new(self.text);
+        }
+        for (i, c) in self.text[self.byte..].char_indices() {
+            if self.line == loc.line && self.column == loc.column {
+                self.byte += i;
+                return self.byte;
+            }
+            if c == '\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        self.byte = self.text.len();
+        self.text.len()
+    }
 }
 
 /// Parses one statement's tokens (whitespace removed).
 struct StatementParser<'a> {
     tokens: Vec<TokenWithSpan>,
-    text: &'a str,
+    /// Where the statement starts in the request's text.
+    origin: TextCursor<'a>,
 }
 
 impl StatementParser<'_> {
@@ -374,7 +491,7 @@ impl StatementParser<'_> {
                 "CREATE {other} is not supported; sluice knows CREATE SOURCE, CREATE STREAM, CREATE QUERY, CREATE TABLE and CREATE SINK"
             ))),
             _ => Err(self.unsupported(&format!(
-                "unsupported statement '{}'; sluice knows CREATE SOURCE | STREAM | QUERY, SELECT, DROP, SHOW and EXPLAIN",
+                "unsupported statement '{}'; sluice knows CREATE SOURCE | STREAM | QUERY | TABLE | SINK, SELECT, DROP, SHOW and EXPLAIN",
                 self.tokens[0].token
             ))),
         }
@@ -408,12 +525,8 @@ impl StatementParser<'_> {
             "TCP" => {
                 let at = p.location();
                 let addr = p.string("the address to connect to, as in 'localhost:9999'")?;
-                if !addr.contains(':') {
-                    return Err(SqlError::at(
-                        format!("TCP address '{addr}' needs a port, as in 'localhost:9999'"),
-                        at,
-                    ));
-                }
+                check_host_port(&addr, "TCP address", "localhost:9999")
+                    .map_err(|m| SqlError::at(m, at))?;
                 SourceFrom::Tcp { addr }
             }
             "HTTP" => SourceFrom::Http,
@@ -599,7 +712,11 @@ impl StatementParser<'_> {
                     ));
                 }
                 p.expect_word("TABLE", "TABLE 'name' after the PostgreSQL URL")?;
+                let at = p.location();
                 let table = p.string("the table's name")?;
+                if table.trim().is_empty() {
+                    return Err(SqlError::at("the table's name is empty", at));
+                }
                 let key = if p.word_is("KEY") {
                     p.expect(&Token::LParen, "'(' and the key columns")?;
                     let mut key = vec![p.name("a key column")?];
@@ -718,7 +835,12 @@ impl StatementParser<'_> {
                 .unwrap_or(Location::of(1, 1));
             return Err(SqlError::at("expected a SELECT query", at));
         };
-        let sql = slice(self.text, first.span.start, last.span.end).to_string();
+        let mut cursor = self.origin.clone();
+        let (a, b) = (
+            cursor.offset(first.span.start),
+            cursor.offset(last.span.end),
+        );
+        let sql = self.origin.text.get(a..b).unwrap_or_default().to_string();
         let (query_tokens, window) = split_window(tokens)?;
         static DIALECT: GenericDialect = GenericDialect {};
         let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(query_tokens);
@@ -736,6 +858,7 @@ impl StatementParser<'_> {
                 rest.span.start,
             ));
         }
+        check_depth(&query)?;
         Ok(QueryBody { query, window, sql })
     }
 }
@@ -1064,8 +1187,16 @@ impl Cursor {
                 at,
             ));
         }
+        for broker in brokers.split(',') {
+            check_host_port(broker.trim(), "Kafka broker", "localhost:9092")
+                .map_err(|m| SqlError::at(m, at))?;
+        }
         self.expect_word("TOPIC", "TOPIC 'name' after the Kafka brokers")?;
+        let at = self.location();
         let topic = self.string("the topic's name")?;
+        if topic.trim().is_empty() {
+            return Err(SqlError::at("the topic's name is empty", at));
+        }
         Ok((brokers, topic))
     }
 
