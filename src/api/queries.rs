@@ -10,7 +10,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::stream::{self, Stream, StreamExt};
@@ -426,17 +425,21 @@ pub async fn stream(
     subscription.slot = Some(slot);
     let updates = subscription.into_stream();
     match params.format.as_deref() {
-        None | Some("sse") => {
-            let events = updates.map(|u| Ok::<_, Infallible>(sse_event(u)));
-            Ok(Sse::new(events)
-                .keep_alive(KeepAlive::default())
-                .into_response())
-        }
+        None | Some("sse") => Ok((
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(with_keep_alive(updates.map(sse_frame))),
+        )
+            .into_response()),
         Some("ndjson") => {
-            let lines = updates.map(|u| Ok::<_, Infallible>(ndjson_line(u)));
+            // A batch is its shared JSON bytes and a line break: nothing is copied.
+            let chunks =
+                updates.flat_map(|u| stream::iter([ndjson_line(u), Bytes::from_static(b"\n")]));
             Ok((
                 [(header::CONTENT_TYPE, "application/x-ndjson")],
-                Body::from_stream(lines),
+                Body::from_stream(chunks.map(Ok::<_, Infallible>)),
             )
                 .into_response())
         }
@@ -446,41 +449,57 @@ pub async fn stream(
     }
 }
 
-fn sse_event(u: Update) -> Event {
-    match u {
-        Update::Batch(b) => Event::default()
-            .event("batch")
-            .id(b.batch_time.millis().to_string())
-            .data(String::from_utf8_lossy(&b.json)),
-        Update::Lagged {
-            missed,
-            last,
-            resume,
-        } => Event::default()
-            .event("lagged")
-            .data(json!({ "missed": missed, "last": last, "resume": resume }).to_string()),
-        Update::End(why) => Event::default()
-            .event("end")
-            .data(json!({ "reason": why.message(), "code": why.code() }).to_string()),
-    }
+/// An idle SSE connection gets a comment line this often, so proxies keep it open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn with_keep_alive(
+    frames: impl Stream<Item = Bytes> + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    stream::unfold(Box::pin(frames), |mut frames| async move {
+        // Cancelling `next` is safe: the subscription keeps its place (a broadcast
+        // receive loses nothing when dropped).
+        match tokio::time::timeout(KEEP_ALIVE, frames.next()).await {
+            Ok(Some(frame)) => Some((Ok(frame), frames)),
+            Ok(None) => None,
+            Err(_) => Some((Ok(Bytes::from_static(b":\n\n")), frames)),
+        }
+    })
 }
 
-fn ndjson_line(u: Update) -> Bytes {
-    let mut line = match u {
-        Update::Batch(b) => b.json.to_vec(),
+fn sse_frame(u: Update) -> Bytes {
+    let (event, data) = match u {
+        Update::Batch(b) => return b.sse_frame(),
         Update::Lagged {
             missed,
             last,
             resume,
-        } => json!({ "lagged": { "missed": missed, "last": last, "resume": resume } })
-            .to_string()
-            .into_bytes(),
-        Update::End(why) => json!({ "end": why.message(), "code": why.code() })
-            .to_string()
-            .into_bytes(),
+        } => (
+            "lagged",
+            json!({ "missed": missed, "last": last, "resume": resume }),
+        ),
+        Update::End(why) => (
+            "end",
+            json!({ "reason": why.message(), "code": why.code() }),
+        ),
     };
-    line.push(b'\n');
-    Bytes::from(line)
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// An NDJSON line without its line break: the batch's JSON, a lag or the end.
+fn ndjson_line(u: Update) -> Bytes {
+    match u {
+        Update::Batch(b) => b.json.clone(),
+        Update::Lagged {
+            missed,
+            last,
+            resume,
+        } => Bytes::from(
+            json!({ "lagged": { "missed": missed, "last": last, "resume": resume } }).to_string(),
+        ),
+        Update::End(why) => {
+            Bytes::from(json!({ "end": why.message(), "code": why.code() }).to_string())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -507,12 +526,8 @@ mod tests {
     }
 
     fn push(q: &QueryInfo, t: i64) {
-        q.results.push(ResultBatch {
-            batch_time: BatchTime(t),
-            rows: 0,
-            json: Bytes::from_static(b"{}"),
-            arrow: None,
-        });
+        q.results
+            .push(ResultBatch::new(BatchTime(t), 0, Bytes::from_static(b"{}")));
     }
 
     fn time(u: Option<Update>) -> i64 {

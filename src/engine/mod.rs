@@ -624,12 +624,9 @@ async fn run_one(
             .keep_arrow
             .load(std::sync::atomic::Ordering::Relaxed)
             .then(|| Arc::new(out.clone()));
-        info.results.push(ResultBatch {
-            batch_time: t,
-            rows: output_rows,
-            json: json.into(),
-            arrow,
-        });
+        let mut batch = ResultBatch::new(t, output_rows, json.into());
+        batch.arrow = arrow;
+        info.results.push(batch);
     }
     info.record(BatchMetrics {
         batch_time: t.millis(),

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::lock;
 use crate::time::BatchTime;
@@ -23,6 +23,40 @@ pub struct ResultBatch {
     pub json: Bytes,
     /// The rows as Arrow, kept only for queries a Parquet sink reads.
     pub arrow: Option<Arc<Vec<datafusion::arrow::record_batch::RecordBatch>>>,
+    /// The batch as one Server-Sent Event, rendered for the first subscriber and
+    /// shared by all the others (1000 subscribers cost one rendering, not 1000).
+    pub sse: std::sync::OnceLock<Bytes>,
+}
+
+impl ResultBatch {
+    pub fn new(batch_time: BatchTime, rows: usize, json: Bytes) -> ResultBatch {
+        ResultBatch {
+            batch_time,
+            rows,
+            json,
+            arrow: None,
+            sse: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `event: batch`, `id: <batch time>`, `data: <json>` and the blank line.
+    pub fn sse_frame(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| {
+                let mut frame = Vec::with_capacity(self.json.len() + 48);
+                frame.extend_from_slice(b"event: batch\nid: ");
+                frame.extend_from_slice(self.batch_time.millis().to_string().as_bytes());
+                // The JSON is rendered compact: it has no line breaks, so it is one
+                // data line; were there any, each line would need its own prefix.
+                for line in self.json.split(|&b| b == b'\n') {
+                    frame.extend_from_slice(b"\ndata: ");
+                    frame.extend_from_slice(line);
+                }
+                frame.extend_from_slice(b"\n\n");
+                Bytes::from(frame)
+            })
+            .clone()
+    }
 }
 
 /// How much a store keeps.
@@ -55,6 +89,10 @@ pub struct ResultStore {
     /// API subscribers (SSE, NDJSON) now; sinks, which follow the broadcast too,
     /// are not counted.
     clients: Arc<std::sync::atomic::AtomicUsize>,
+    /// Once there is a subscriber, batches go to the broadcast through a task of
+    /// the store's own: waking 1000 subscribers is that task's work, so the
+    /// engine's push costs the same with none or 1000.
+    fanout: Mutex<Option<mpsc::UnboundedSender<Arc<ResultBatch>>>>,
 }
 
 /// One API subscriber's place, given back when the subscription is dropped.
@@ -108,6 +146,7 @@ impl ResultStore {
             live: Mutex::new(Some(live)),
             ended: Mutex::new(EndReason::Dropped),
             clients: Arc::default(),
+            fanout: Mutex::new(None),
         }
     }
 
@@ -126,6 +165,13 @@ impl ResultStore {
                 }
             }
         }
+        let batch = match lock(&self.fanout).as_ref() {
+            Some(fanout) => match fanout.send(batch) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(batch)) => batch,
+            },
+            None => batch,
+        };
         if let Some(live) = lock(&self.live).as_ref() {
             // No subscribers is not an error.
             let _ = live.send(batch);
@@ -149,7 +195,26 @@ impl ResultStore {
 
     /// A live feed of new batches; None if the query was dropped.
     pub fn subscribe(&self) -> Option<broadcast::Receiver<Arc<ResultBatch>>> {
-        lock(&self.live).as_ref().map(broadcast::Sender::subscribe)
+        let live = lock(&self.live);
+        let sender = live.as_ref()?;
+        let receiver = sender.subscribe();
+        let mut fanout = lock(&self.fanout);
+        if fanout.is_none() {
+            // Outside a runtime (some unit tests) the engine's push sends directly.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (tx, mut batches) = mpsc::unbounded_channel::<Arc<ResultBatch>>();
+                let out = sender.clone();
+                // Ends when the store closes (the sender below is dropped), after
+                // sending what was pushed before; then the broadcast closes.
+                runtime.spawn(async move {
+                    while let Some(batch) = batches.recv().await {
+                        let _ = out.send(batch);
+                    }
+                });
+                *fanout = Some(tx);
+            }
+        }
+        Some(receiver)
     }
 
     /// A place for one more API subscriber, if fewer than `max` hold one.
@@ -172,6 +237,7 @@ impl ResultStore {
     pub fn close(&self, why: EndReason) {
         *lock(&self.ended) = why;
         lock(&self.live).take();
+        lock(&self.fanout).take();
     }
 
     /// Why subscriptions ended (meaningful once `subscribe` returns None).
@@ -192,6 +258,7 @@ mod tests {
 
     fn batch(t: i64, bytes: usize) -> ResultBatch {
         ResultBatch {
+            sse: Default::default(),
             arrow: None,
             batch_time: BatchTime(t),
             rows: 0,
