@@ -137,7 +137,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn subscribers_section(args: &BenchArgs) -> anyhow::Result<()> {
-    let spec = subscribers::LoadSpec {
+    let many = subscribers::LoadSpec {
         bin: std::env::current_exe()?,
         readers: args.subscribers_reading,
         stalled: args.subscribers_stalled,
@@ -146,28 +146,41 @@ async fn subscribers_section(args: &BenchArgs) -> anyhow::Result<()> {
         lines_per_batch: 20_000,
         rows_out: 100,
     };
-    println!(
-        "\n## Subscribers: {} SSE readers and {} that never read, on one query\n",
-        spec.readers, spec.stalled
-    );
-    let r = subscribers::subscriber_load(&spec).await?;
-    let quiet = (r.quiet_before_us + r.quiet_after_us) as f64 / 2.0;
-    println!("| median processing, no subscribers (before / after) | with them | with / without | readers with every batch | stalled told they lagged | resident memory before → with | result batch |");
-    println!("|---|---|---|---|---|---|---|");
-    println!(
-        "| {:.2} / {:.2} ms | {:.2} ms | {:.2} | {} of {} | {} of {} | {:.0} → {:.0} MiB | {} bytes |",
-        r.quiet_before_us as f64 / 1e3,
-        r.quiet_after_us as f64 / 1e3,
-        r.loaded_us as f64 / 1e3,
-        r.loaded_us as f64 / quiet,
-        r.readers_complete,
-        spec.readers,
-        r.stalled_lagged,
-        spec.stalled,
-        r.rss_before as f64 / 1048576.0,
-        r.rss_loaded as f64 / 1048576.0,
-        r.batch_bytes,
-    );
+    // Few subscribers, large batches: the stalled ones' socket buffers fill and
+    // batches they never got leave the store, so they must be told they lagged.
+    let stall = subscribers::LoadSpec {
+        readers: 10,
+        stalled: 2,
+        batches: 160,
+        every: Duration::from_millis(20),
+        lines_per_batch: 4000,
+        rows_out: 4000,
+        ..many.clone()
+    };
+    println!("\n## Subscribers: SSE readers and subscribers that never read, on one query\n");
+    println!("| readers + never reading | result batch | median processing, no subscribers (before / after) | with them | with / without | readers with every batch | never-reading told they lagged | most bytes one found waiting | server memory before → with |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for spec in [many, stall] {
+        let r = subscribers::subscriber_load(&spec).await?;
+        let quiet = (r.quiet_before_us + r.quiet_after_us) as f64 / 2.0;
+        println!(
+            "| {} + {} | {} bytes | {:.2} / {:.2} ms | {:.2} ms | {:.2} | {} of {} | {} of {} | {:.1} MiB | {:.0} → {:.0} MiB |",
+            spec.readers,
+            spec.stalled,
+            r.batch_bytes,
+            r.quiet_before_us as f64 / 1e3,
+            r.quiet_after_us as f64 / 1e3,
+            r.loaded_us as f64 / 1e3,
+            r.loaded_us as f64 / quiet,
+            r.readers_complete,
+            spec.readers,
+            r.stalled_lagged,
+            spec.stalled,
+            r.stalled_bytes_max as f64 / 1048576.0,
+            r.rss_before as f64 / 1048576.0,
+            r.rss_loaded as f64 / 1048576.0,
+        );
+    }
     Ok(())
 }
 
