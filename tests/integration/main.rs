@@ -9,6 +9,7 @@ mod corpus;
 mod dashboard;
 mod directory;
 mod examples;
+mod fuzz_regressions;
 mod hardening;
 mod http_api;
 mod kafka;
