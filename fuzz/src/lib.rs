@@ -19,8 +19,8 @@ use sluice::source::{decode_all, SourceHandle, SourceKind, SourceLimits, SourceS
 use sluice::sql::dialect::{self, SqlError};
 use sluice::time::Interval;
 
-/// Longer SQL inputs are cut here: a request is one statement list, and
-/// longer inputs only slow the fuzzer down without reaching new code.
+/// Longer SQL inputs are skipped: they slow the fuzzer down without reaching
+/// code that shorter ones cannot.
 pub const MAX_SQL_BYTES: usize = 4096;
 
 /// Records longer than this are bad records; small, so that the fuzzer reaches

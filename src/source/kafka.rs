@@ -99,6 +99,7 @@ impl KafkaSpec {
                 }
                 other => match other.strip_prefix("kafka.") {
                     Some(property) if !property.is_empty() => {
+                        refuse_unsafe_property(property)?;
                         spec.properties.push((property.to_string(), value.clone()))
                     }
                     _ => {
@@ -444,4 +445,27 @@ pub fn payload_schema(schema: &SchemaRef) -> SchemaRef {
         .len()
         .saturating_sub(metadata_fields().len());
     Arc::new(Schema::new(schema.fields()[..n].to_vec()))
+}
+
+/// The SQL sandbox for `kafka.<property>` options: librdkafka properties that load
+/// code, run commands or read local files are refused, since whoever may run
+/// CREATE SOURCE / SINK could otherwise reach the server's file system through them.
+pub fn refuse_unsafe_property(property: &str) -> Result<(), String> {
+    let p = property.to_ascii_lowercase();
+    let unsafe_property = p == "plugin.library.paths"
+        || p.starts_with("sasl.kerberos.")
+        || p.starts_with("ssl.engine.")
+        || p == "ssl_engine_id"
+        || p.ends_with(".location")
+        || p.ends_with(".path")
+        || p.ends_with(".paths")
+        || p.ends_with(".file")
+        || p.ends_with(".cmd")
+        || p == "sasl.oauthbearer.config";
+    if unsafe_property {
+        return Err(format!(
+            "Kafka property '{property}' is refused: it loads code, runs a command or reads a local file on the server"
+        ));
+    }
+    Ok(())
 }

@@ -346,6 +346,18 @@ async fn the_sandbox_refuses_files_network_and_settings() {
             "CREATE SINK f FROM q INTO FILES '/etc/sluice'",
             "unknown query 'q'",
         ),
+        (
+            "CREATE SOURCE k (v TEXT) FROM KAFKA '127.0.0.1:9' TOPIC 't' WITH (kafka.plugin.library.paths = '/tmp/evil.so')",
+            "Kafka property 'plugin.library.paths' is refused: it loads code, runs a command or reads a local file",
+        ),
+        (
+            "CREATE SOURCE k (v TEXT) FROM KAFKA '127.0.0.1:9' TOPIC 't' WITH (kafka.sasl.kerberos.kinit.cmd = 'touch /tmp/x')",
+            "Kafka property 'sasl.kerberos.kinit.cmd' is refused",
+        ),
+        (
+            "CREATE SOURCE k (v TEXT) FROM KAFKA '127.0.0.1:9' TOPIC 't' WITH (kafka.ssl.ca.location = '/etc/shadow')",
+            "Kafka property 'ssl.ca.location' is refused",
+        ),
     ];
     for (sql, fragment) in refused {
         let (status, body) = server.sql(sql).await;
