@@ -220,27 +220,18 @@ struct Receiver {
 
 impl Receiver {
     async fn run(mut self, handle: Arc<SourceHandle>) {
-        let mut backoff = BACKOFF_FIRST;
-        let mut attempts = 0u64;
+        let mut reconnect = super::Reconnect::new(BACKOFF_FIRST, BACKOFF_MAX);
         loop {
             let error = match self.connect(&handle).await {
                 Ok(consumer) => {
                     tracing::info!(source = %handle.name(), brokers = %self.spec.brokers, topic = %self.spec.topic, "consuming");
-                    handle.set_status(SourceStatus::Connected);
+                    reconnect.connected(&handle);
                     *lock(&self.consumer) = Some(Arc::clone(&consumer));
-                    attempts = 0;
-                    backoff = BACKOFF_FIRST;
                     self.consume(&consumer, &handle).await
                 }
                 Err(e) => e,
             };
-            attempts += 1;
-            if attempts == 1 {
-                tracing::warn!(source = %handle.name(), "{error}; retrying with backoff");
-            }
-            handle.set_status(SourceStatus::Retrying { error, attempts });
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            reconnect.failed(&handle, error).await;
         }
     }
 

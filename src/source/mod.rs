@@ -116,6 +116,48 @@ pub trait Source: Send + Sync + 'static {
     fn on_checkpoint(&mut self, _handle: &SourceHandle) {}
 }
 
+/// A push source's reconnection: after each failure the status shows `retrying`
+/// with the error and the attempt count, the first failure of a run is logged,
+/// and the pause doubles from `first` up to `max`. A success starts over.
+pub(crate) struct Reconnect {
+    first: std::time::Duration,
+    max: std::time::Duration,
+    backoff: std::time::Duration,
+    attempts: u64,
+}
+
+impl Reconnect {
+    pub(crate) fn new(first: std::time::Duration, max: std::time::Duration) -> Reconnect {
+        Reconnect {
+            first,
+            max,
+            backoff: first,
+            attempts: 0,
+        }
+    }
+
+    /// Connected: the status says so and the next failure is the first again.
+    pub(crate) fn connected(&mut self, handle: &SourceHandle) {
+        handle.set_status(SourceStatus::Connected);
+        self.attempts = 0;
+        self.backoff = self.first;
+    }
+
+    /// Records `error` and waits before the next attempt.
+    pub(crate) async fn failed(&mut self, handle: &SourceHandle, error: String) {
+        self.attempts += 1;
+        if self.attempts == 1 {
+            tracing::warn!(source = %handle.name(), "{error}; retrying with backoff");
+        }
+        handle.set_status(SourceStatus::Retrying {
+            error,
+            attempts: self.attempts,
+        });
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(self.max);
+    }
+}
+
 /// Builds the feeder for a validated spec; `zero` is the grid point at creation,
 /// `offsets` a Kafka source's offsets to resume from (a restored checkpoint's).
 pub fn build(

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use super::framing::LineFramer;
-use super::{Source, SourceHandle, SourceStatus};
+use super::{Reconnect, Source, SourceHandle};
 
 /// Backoff between connection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -37,15 +37,12 @@ impl Source for TcpSource {
 }
 
 async fn receive(addr: String, handle: Arc<SourceHandle>) {
-    let mut backoff = BACKOFF_FIRST;
-    let mut attempts = 0u64;
+    let mut reconnect = Reconnect::new(BACKOFF_FIRST, BACKOFF_MAX);
     loop {
         let error = match TcpStream::connect(&addr).await {
             Ok(stream) => {
                 tracing::info!(source = %handle.name(), %addr, "connected");
-                handle.set_status(SourceStatus::Connected);
-                attempts = 0;
-                backoff = BACKOFF_FIRST;
+                reconnect.connected(&handle);
                 match read_until_closed(stream, &handle).await {
                     Ok(()) => "peer closed the connection".to_string(),
                     Err(e) => format!("connection lost: {e}"),
@@ -53,13 +50,7 @@ async fn receive(addr: String, handle: Arc<SourceHandle>) {
             }
             Err(e) => format!("cannot connect to {addr}: {e}"),
         };
-        attempts += 1;
-        if attempts == 1 {
-            tracing::warn!(source = %handle.name(), "{error}; retrying with backoff");
-        }
-        handle.set_status(SourceStatus::Retrying { error, attempts });
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        reconnect.failed(&handle, error).await;
     }
 }
 

@@ -149,3 +149,12 @@ pub fn rows(batch: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// An empty scratch directory `sluice-<name>-<pid>` under the system's temp dir
+/// (what an earlier run left there is removed).
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -24,10 +24,7 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/bad_sql.
 
 /// A scratch data directory `sluice-corpus-<name>-<pid>`, empty.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-corpus-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::fresh_dir(&format!("corpus-{name}"))
 }
 
 /// A client whose requests give up after 60 s, so a wedged server fails the

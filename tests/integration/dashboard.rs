@@ -20,9 +20,7 @@ fn the_dashboard_in_headless_chromium() {
         Path::new(&chromium).exists(),
         "Chromium is not installed at {chromium}: run scripts/test.sh (it installs Debian's chromium)"
     );
-    let work = std::env::temp_dir().join(format!("sluice-dashboard-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+    let work = crate::common::fresh_dir("dashboard");
     // SLUICE_SCREENSHOT=docs/dashboard.png renews the README's picture.
     let screenshot = std::env::var("SLUICE_SCREENSHOT")
         .unwrap_or_else(|_| work.join("dashboard.png").display().to_string());

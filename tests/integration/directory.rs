@@ -15,8 +15,7 @@ fn move_in(dir: &std::path::Path, name: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_moved_in_are_read_once_into_the_next_batch() {
-    let dir = std::env::temp_dir().join(format!("sluice-dir-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::common::fresh_dir("dir");
     let incoming = dir.join("incoming");
     std::fs::create_dir_all(&incoming).unwrap();
     let s = TestServer::with_data_dir(1000, &dir).await;
@@ -100,8 +99,7 @@ async fn a_restart_neither_skips_nor_rereads_a_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_analysis_example_reads_files_moved_into_its_directory() {
-    let dir = std::env::temp_dir().join(format!("sluice-logs-example-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::common::fresh_dir("logs-example");
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let s = TestServer::with_data_dir(10_000, &dir).await;
     s.ok(&crate::examples::example("log_analysis.sql")).await;
@@ -126,9 +124,7 @@ async fn the_log_analysis_example_reads_files_moved_into_its_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_table_enriches_a_stream_in_the_sales_example() {
-    let dir = std::env::temp_dir().join(format!("sluice-enrich-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::fresh_dir("enrich");
     std::fs::copy(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/products.csv"),
         dir.join("products.csv"),
@@ -185,8 +181,7 @@ async fn parquet_files_moved_in_are_read_by_column_name() {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
     use std::sync::Arc;
-    let dir = std::env::temp_dir().join(format!("sluice-dir-pq-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::common::fresh_dir("dir-pq");
     let incoming = dir.join("pq");
     std::fs::create_dir_all(&incoming).unwrap();
     let s = TestServer::with_data_dir(1000, &dir).await;

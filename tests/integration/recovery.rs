@@ -23,9 +23,7 @@ impl Drop for Server {
 
 /// A fresh data dir `sluice-<name>-<pid>` holding `init.sql` with `sql`.
 pub fn scratch(name: &str, sql: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::fresh_dir(name);
     let init = dir.join("init.sql");
     std::fs::write(&init, sql).unwrap();
     (dir, init)

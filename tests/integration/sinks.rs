@@ -9,10 +9,9 @@ use std::time::Duration;
 use crate::common::TestServer;
 
 fn data_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-sinks-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.canonicalize().unwrap()
+    crate::common::fresh_dir(&format!("sinks-{name}"))
+        .canonicalize()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
